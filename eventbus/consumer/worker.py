@@ -1,0 +1,161 @@
+"""A Faust worker for one consumer group: one agent per source topic, each feeding a BatchProcessor.
+
+Records are read raw (decoding and validation happen inside the processor, where a failure can be
+classified) and taken in batches with `noack_take`; a batch is acked only after `process` returned,
+so an agent cancelled mid-batch (shutdown, SIGKILL) leaves its records to be delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from eventbus.consumer import dedupe
+from eventbus.consumer.dlq import dlq_topic
+from eventbus.consumer.messages import RawMessage
+from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
+from eventbus.health import KafkaProbe, run_probes
+from eventbus.resilience import Backoff
+from eventbus.settings import CommonSettings
+from eventbus.topics import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSettings(CommonSettings):
+    worker_port: int = 8103
+    consumer_batch_max: int = 500
+    #: how long a partial batch waits for more records: the latency price of batching at low load
+    consumer_batch_within: float = 0.02
+    #: Tansu holds a JoinGroup for about half the session timeout, and a dead member is noticed after
+    #: the session timeout: both are failover time. Faust's 60 s default made joins take 30 s.
+    consumer_session_timeout: float = 6.0
+    consumer_heartbeat_interval: float = 1.0
+    consumer_rebalance_timeout: float = 10.0
+    consumer_commit_interval: float = 1.0
+    consumer_unknown_error_budget: int = 3
+    consumer_backoff_cap: float = 5.0
+    consumer_bug_classes: str = "KeyError,TypeError,AttributeError,ValueError,UnicodeDecodeError"
+    #: longer than topic retention (7 d) plus DLQ retention (14 d): a replay is still deduplicated
+    consumer_dedupe_retention_days: float = 30.0
+    consumer_data_dir: Path = Path(".data/faust")
+
+    def processor_config(self) -> ProcessorConfig:
+        return ProcessorConfig(
+            unknown_error_budget=self.consumer_unknown_error_budget,
+            backoff_cap=self.consumer_backoff_cap,
+            bug_classes=tuple(c.strip() for c in self.consumer_bug_classes.split(",") if c.strip()),
+        )
+
+
+def to_raw(message: Any) -> RawMessage:
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        key=message.key,
+        value=message.value,
+        headers=[(k, v) for k, v in (message.headers or [])],
+    )
+
+
+def broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
+
+
+async def wait_for_topics(settings: WorkerSettings, group: str, sources: list[TopicSpec]) -> None:
+    """Declare the source topics and their DLQ topics, waiting for the broker if it is not up yet."""
+    specs = sources + [TopicSpec(dlq_topic(group, s.name), s.partitions) for s in sources]
+    backoff = Backoff(base=0.5, cap=5.0)
+    while True:
+        try:
+            await ensure_topics(settings.kafka_bootstrap_servers, specs)
+            return
+        except Exception as exc:
+            delay = backoff.next_delay()
+            log.warning("cannot declare topics yet (%r); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+
+
+def build_app(
+    *,
+    group: str,
+    settings: WorkerSettings,
+    sources: list[TopicSpec],
+    processor: BatchProcessor,
+    extra: Callable[[faust.App], None] | None = None,
+) -> faust.App:
+    app = faust.App(
+        group,
+        broker=broker_urls(settings.kafka_bootstrap_servers),
+        store="memory://",
+        web_host=settings.host,
+        web_port=settings.worker_port,
+        web_enabled=True,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.consumer_session_timeout,
+        broker_heartbeat_interval=settings.consumer_heartbeat_interval,
+        broker_rebalance_timeout=settings.consumer_rebalance_timeout,
+        broker_commit_interval=settings.consumer_commit_interval,
+        producer_acks=-1,
+        datadir=str(settings.consumer_data_dir / group),
+    )
+
+    for spec in sources:
+        topic = app.topic(spec.name, partitions=spec.partitions, key_serializer="raw", value_serializer="raw")
+
+        async def agent(stream: Any) -> None:
+            async for batch in stream.noack_take(settings.consumer_batch_max, within=settings.consumer_batch_within):
+                await processor.process([to_raw(event.message) for event in batch])
+                for event in batch:
+                    await stream.ack(event)
+
+        app.agent(topic, name=f"{group}.{spec.name}")(agent)
+
+    kafka = KafkaProbe(settings.kafka_bootstrap_servers)
+
+    async def database() -> None:
+        pool = await processor.pool()
+        await pool.fetchval("SELECT 1", timeout=2)
+
+    @app.page("/health")
+    async def health(view: web.View, _request: web.Request) -> web.Response:
+        ok, checks = await run_probes({"database": database, "broker": kafka})
+        body = {"status": "ok" if ok else "unavailable", "checks": checks,
+                "dependencies_breaker": processor.breaker.state.label}
+        return view.json(body, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    async def metrics(view: web.View, _request: web.Request) -> web.Response:
+        return view.bytes(generate_latest(processor.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.timer(interval=3600.0, on_leader=False)
+    async def forget_old_event_ids() -> None:
+        retention = settings.consumer_dedupe_retention_days * 86400
+        try:
+            pool = await processor.pool()
+            while await dedupe.forget_older_than(pool, retention) > 0:
+                pass
+        except Exception as exc:  # housekeeping: the next run tries again
+            log.warning("dedupe cleanup failed: %r", exc)
+
+    if extra is not None:
+        extra(app)
+    return app
+
+
+def run_worker(app: faust.App, settings: WorkerSettings) -> None:
+    settings.consumer_data_dir.mkdir(parents=True, exist_ok=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower())
+    worker.execute_from_commandline()

@@ -1,0 +1,74 @@
+"""Alembic, one version tree per database; `python -m eventbus.migrate [db ...]` upgrades to head.
+
+The databases are created first when missing. Each tree's env.py is two lines calling `run_env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from eventbus.db import database_url_for, ensure_database, sqlalchemy_url
+from eventbus.settings import REPO_ROOT, CommonSettings
+
+log = logging.getLogger(__name__)
+ALL_DATABASES = ("management", "hiring", "bonus", "registry")
+
+
+def run_env(database: str) -> None:
+    """Body of migrations/<database>/env.py (online mode, asyncpg)."""
+    url = context.config.get_main_option("sqlalchemy.url") or database_url_for(
+        CommonSettings().database_url, database)
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(migrate)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def alembic_config(database: str, server_url: str) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"), ini_section=database)
+    config.set_main_option("sqlalchemy.url", database_url_for(server_url, database))
+    return config
+
+
+def upgrade(database: str, server_url: str, revision: str = "head") -> None:
+    """Create the database if needed and upgrade it. Synchronous: call it outside an event loop."""
+    asyncio.run(ensure_database(server_url, database))
+    command.upgrade(alembic_config(database, server_url), revision)
+
+
+def downgrade(database: str, server_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database, server_url), revision)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create the databases and run Alembic to head.")
+    parser.add_argument("databases", nargs="*", default=list(ALL_DATABASES), help=f"default: {' '.join(ALL_DATABASES)}")
+    args = parser.parse_args()
+    settings = CommonSettings()
+    for database in args.databases:
+        upgrade(database, settings.database_url)
+        print(f"{database}: at head")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Run one service's relay as a process: `serve(service, topics)` from the service's `relay` module."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from eventbus.db import database_url_for, plain_url
+from eventbus.health import KafkaProbe, run_probes
+from eventbus.logs import setup_logging
+from eventbus.ops import ops_app, start_ops_server
+from eventbus.outbox.publisher import Idempotence
+from eventbus.outbox.relay import Relay, RelayConfig
+from eventbus.settings import CommonSettings
+from eventbus.topics import TopicSpec
+
+
+class RelaySettings(CommonSettings):
+    relay_port: int = 8101
+    relay_batch_size: int = 5000
+    relay_poll_interval: float = 1.0
+    relay_lease_ttl: float = 15.0
+    relay_heartbeat_interval: float = 2.0
+    relay_publish_timeout: float = 5.0
+    relay_backoff_base: float = 0.2
+    relay_backoff_cap: float = 10.0
+    relay_breaker_threshold: int = 3
+    relay_breaker_reset: float = 5.0
+    relay_retention_hours: float = 24.0
+    relay_cleanup_interval: float = 30.0
+    relay_cleanup_batch: int = 5000
+    relay_idempotence: Idempotence = "auto"
+
+    def config(self) -> RelayConfig:
+        return RelayConfig(
+            batch_size=self.relay_batch_size,
+            poll_interval=self.relay_poll_interval,
+            lease_ttl=self.relay_lease_ttl,
+            heartbeat_interval=self.relay_heartbeat_interval,
+            publish_timeout=self.relay_publish_timeout,
+            backoff_base=self.relay_backoff_base,
+            backoff_cap=self.relay_backoff_cap,
+            breaker_threshold=self.relay_breaker_threshold,
+            breaker_reset=self.relay_breaker_reset,
+            retention_s=self.relay_retention_hours * 3600,
+            cleanup_interval=self.relay_cleanup_interval,
+            cleanup_batch=self.relay_cleanup_batch,
+            idempotence=self.relay_idempotence,
+        )
+
+
+async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings) -> None:
+    relay = Relay(
+        service=service,
+        dsn=plain_url(database_url_for(settings.database_url, service)),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topics=topics,
+        config=settings.config(),
+    )
+    kafka = KafkaProbe(settings.kafka_bootstrap_servers)
+
+    async def database() -> None:
+        if relay.pool is None:
+            raise ConnectionError("no database pool yet")
+        await relay.pool.fetchval("SELECT 1", timeout=2)
+
+    async def health() -> tuple[bool, dict[str, Any]]:
+        ok, checks = await run_probes({"database": database, "broker": kafka})
+        return ok, {"status": "ok" if ok else "unavailable", "checks": checks, "relay": relay.status()}
+
+    runner = await start_ops_server(ops_app(health, relay.metrics.registry), settings.host, settings.relay_port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, relay.stop)
+    try:
+        await relay.run()
+    finally:
+        await kafka.close()
+        await runner.cleanup()
+
+
+def serve(service: str, topics: list[TopicSpec]) -> None:
+    settings = RelaySettings()
+    setup_logging(settings.log_level, f"{service}-relay")
+    asyncio.run(_main(service, topics, settings))

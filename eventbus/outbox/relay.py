@@ -1,0 +1,285 @@
+"""The outbox relay: drains one service's outbox to Kafka, in order, through lease partitions.
+
+Wake-up is LISTEN/NOTIFY (a trigger notifies on insert) with a fallback poll. Rows are marked
+published only after the broker confirmed them, so a relay killed mid-batch leaves them for the
+next owner to republish (duplicates possible, loss impossible). Broker failures go through
+exponential backoff with full jitter and a circuit breaker; database failures make the relay wait
+and resume, keeping broker-confirmed ids in memory until they can be marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from eventbus.outbox import store
+from eventbus.outbox.ddl import NOTIFY_CHANNEL
+from eventbus.outbox.leases import LeaseManager
+from eventbus.outbox.metrics import RelayMetrics
+from eventbus.outbox.publisher import Idempotence, KafkaPublisher
+from eventbus.resilience import Backoff, BreakerState, CircuitBreaker
+from eventbus.topics import TopicSpec, ensure_topics
+
+log = logging.getLogger(__name__)
+
+#: What the relay treats as "the database is unreachable right now": wait and retry, never crash.
+DB_UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    lease_ttl: float = 15.0
+    heartbeat_interval: float = 2.0
+    publish_timeout: float = 5.0
+    backoff_base: float = 0.2
+    backoff_cap: float = 10.0
+    breaker_threshold: int = 3
+    breaker_reset: float = 5.0
+    retention_s: float = 24 * 3600.0
+    cleanup_interval: float = 30.0
+    cleanup_batch: int = 5000
+    cleanup_max_batches: int = 20
+    idempotence: Idempotence = "auto"
+
+
+def new_instance_id(service: str) -> str:
+    return f"{service}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        service: str,
+        dsn: str,
+        bootstrap_servers: str,
+        topics: list[TopicSpec],
+        config: RelayConfig = RelayConfig(),  # noqa: B008 - frozen dataclass, safe to share
+        instance_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.dsn = dsn
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = topics
+        self.config = config
+        self.instance_id = instance_id or new_instance_id(service)
+        self.metrics = RelayMetrics(service)
+        self.leases = LeaseManager(self.instance_id, ttl=config.lease_ttl)
+        self.breaker = CircuitBreaker(f"{service}-kafka", failure_threshold=config.breaker_threshold,
+                                      reset_timeout=config.breaker_reset, on_change=self._breaker_changed)
+        self.backoff = Backoff(base=config.backoff_base, cap=config.backoff_cap)
+        self.db_backoff = Backoff(base=config.backoff_base, cap=config.backoff_cap)
+        self.publisher = KafkaPublisher(bootstrap_servers, idempotence=config.idempotence,
+                                        request_timeout=config.publish_timeout, client_id=f"relay-{service}")
+        self.pool: asyncpg.Pool | None = None
+        self.published_total = 0
+        self.failures_total = 0
+        self.last_error: str | None = None
+        self.database_ok = False
+        self._pending: list[int] = []  # broker-confirmed, not yet marked published
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._next_heartbeat = 0.0
+        self._next_cleanup = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._tick()
+                except DB_UNAVAILABLE as exc:
+                    await self._database_down(exc)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._pending and self.pool is not None:
+            try:
+                await self._mark()
+            except DB_UNAVAILABLE as exc:
+                log.warning("could not mark %d confirmed rows on shutdown (%r); they will be republished",
+                            len(self._pending), exc)
+        await self.publisher.stop()
+        if self.pool is not None:
+            try:
+                async with self.pool.acquire(timeout=2) as conn:
+                    await self.leases.release_all(conn)
+            except DB_UNAVAILABLE:
+                pass
+            await self.pool.close()
+
+    # -- one iteration ---------------------------------------------------------------------------
+    async def _tick(self) -> None:
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=3, timeout=5,
+                                                  command_timeout=30)
+        if self._pending:
+            await self._mark()
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            await self._heartbeat()
+            self._next_heartbeat = now + self.config.heartbeat_interval
+        if now >= self._next_cleanup:
+            await self._cleanup()
+            self._next_cleanup = now + self.config.cleanup_interval
+        self.database_ok = True
+        self.db_backoff.reset()
+
+        if not self.leases.owned or self.leases.usable_for() < 2 * self.config.publish_timeout + 1:
+            await self._idle(self.config.heartbeat_interval)
+            return
+        if not self.breaker.allow():
+            await self._sleep(max(0.05, min(self.breaker.retry_in(), self.config.heartbeat_interval)))
+            return
+        trial = self.breaker.state is BreakerState.HALF_OPEN
+        limit = 1 if trial else self.config.batch_size
+        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit)
+        if not rows:
+            self.breaker.release_trial()
+            await self._idle(self.config.poll_interval)
+            return
+        await self._publish(rows)
+        if len(rows) < limit:
+            await self._idle(self.config.poll_interval)
+
+    async def _publish(self, rows: list[store.OutboxRow]) -> None:
+        if not self.publisher.started:
+            try:
+                await asyncio.wait_for(self._start_publisher(), timeout=4 * self.config.publish_timeout)
+            except Exception as exc:
+                await self._publish_failed(exc)
+                return
+        outcome = await self.publisher.publish(rows)
+        self._pending.extend(outcome.confirmed)
+        self.published_total += len(outcome.confirmed)
+        self.metrics.published.inc(len(outcome.confirmed))
+        for size in outcome.batches:
+            self.metrics.batch_size.observe(size)
+        if self._pending:
+            await self._mark()
+        if outcome.error is None:
+            self.breaker.record_success()
+            self.backoff.reset()
+        else:
+            await self._publish_failed(outcome.error)
+
+    async def _start_publisher(self) -> None:
+        await ensure_topics(self.bootstrap_servers, self.topics, timeout=self.config.publish_timeout)
+        await self.publisher.start()
+
+    async def _publish_failed(self, exc: BaseException) -> None:
+        self.failures_total += 1
+        self.metrics.failures.inc()
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.breaker.record_failure()
+        delay = self.backoff.next_delay()
+        log.warning("publish failed (%s); breaker %s, retry in %.2fs", self.last_error,
+                    self.breaker.state.label, delay)
+        await self.publisher.reset()
+        await self._sleep(delay)
+
+    async def _mark(self) -> None:
+        assert self.pool is not None
+        ids, self._pending = self._pending, []
+        try:
+            await store.mark_published(self.pool, ids)
+        except BaseException:
+            self._pending = ids + self._pending
+            raise
+
+    async def _heartbeat(self) -> None:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            owned = await self.leases.heartbeat(conn, self.status())
+        self.metrics.leases.set(len(owned))
+        stats = await store.backlog(self.pool)
+        self.metrics.backlog.set(stats.size)
+        self.metrics.oldest_age.set(stats.oldest_age)
+
+    async def _cleanup(self) -> None:
+        assert self.pool is not None
+        for _ in range(self.config.cleanup_max_batches):
+            deleted = await store.delete_published(self.pool, self.config.retention_s, self.config.cleanup_batch)
+            self.metrics.deleted.inc(deleted)
+            if deleted < self.config.cleanup_batch:
+                return
+
+    async def _database_down(self, exc: BaseException) -> None:
+        self.database_ok = False
+        self.metrics.db_errors.inc()
+        self.last_error = f"database: {type(exc).__name__}: {exc}"[:500]
+        if self.leases.usable_for() == 0:
+            self.leases.drop_all()
+        delay = self.db_backoff.next_delay()
+        log.warning("%s; retrying in %.2fs (%d confirmed rows kept to mark)", self.last_error, delay,
+                    len(self._pending))
+        await self._sleep(delay)
+
+    # -- waiting ---------------------------------------------------------------------------------
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait for a NOTIFY, the poll interval or stop, whichever comes first."""
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._wake.clear()
+
+    async def _listen(self) -> None:
+        backoff = Backoff(base=self.config.backoff_base, cap=self.config.backoff_cap)
+        while not self._stop.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=5)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._wake.set())
+                backoff.reset()
+                self._wake.set()  # rows may have arrived while we were not listening
+                await lost.wait()
+            except DB_UNAVAILABLE as exc:
+                log.info("LISTEN connection unavailable (%r); polling until it is back", exc)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await self._sleep(backoff.next_delay())
+
+    # -- observability ---------------------------------------------------------------------------
+    def _breaker_changed(self, state: BreakerState) -> None:
+        self.metrics.set_breaker(state)
+        log.info("breaker %s -> %s", self.breaker.name, state.label)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "breaker": self.breaker.state.label,
+            "published_total": self.published_total,
+            "failures_total": self.failures_total,
+            "idempotent_producer": self.publisher.idempotent,
+            "last_error": self.last_error,
+            "pid": os.getpid(),
+        }

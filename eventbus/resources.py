@@ -1,0 +1,50 @@
+"""What an API process opens once, in its lifespan: engine, schema client, outbox writer, probes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import text
+
+from eventbus.db import create_engine
+from eventbus.health import KafkaProbe, Probe
+from eventbus.outbox import OutboxWriter, Route
+from registry.client import SchemaClient
+
+
+class ServiceResources:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        bootstrap_servers: str,
+        registry_url: str | None,
+        schemas_dir: Path | None,
+        producer: str | None = None,
+        routes: Mapping[str, Route] | None = None,
+    ) -> None:
+        self.engine = create_engine(database_url)
+        self.schemas = SchemaClient(registry_url, fallback_dir=schemas_dir)
+        self._outbox = (
+            OutboxWriter(producer=producer, routes=routes or {}, schemas=self.schemas) if producer else None
+        )
+        self.kafka = KafkaProbe(bootstrap_servers)
+
+    @property
+    def outbox(self) -> OutboxWriter:
+        if self._outbox is None:
+            raise RuntimeError("this service has no outbox: pass producer= and routes=")
+        return self._outbox
+
+    async def _database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def probes(self) -> dict[str, Probe]:
+        return {"database": self._database, "broker": self.kafka}
+
+    async def close(self) -> None:
+        await self.kafka.close()
+        await self.schemas.aclose()
+        await self.engine.dispose()

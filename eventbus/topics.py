@@ -1,0 +1,55 @@
+"""Topics with declared partition counts, created before anything produces to them.
+
+Brokers that auto-create topics on first use pick their own partition count (Tansu: 4), which
+would silently change key -> partition placement; so every process that produces declares first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+
+
+class TopicMismatch(RuntimeError):
+    pass
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], *, timeout: float = 10.0) -> list[str]:
+    """Create the missing topics; return their names. Existing ones must have the declared partitions."""
+    wanted = {s.name: s for s in specs}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for name, s in wanted.items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(s.name, s.partitions, s.replication_factor) for s in missing])
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the check below still applies
+        present = [n for n in wanted if n in existing]
+        if present:
+            for described in await admin.describe_topics(present):
+                actual = len(described["partitions"])
+                declared = wanted[described["topic"]].partitions
+                if actual != declared:
+                    raise TopicMismatch(
+                        f"topic {described['topic']} has {actual} partitions but {declared} are declared; "
+                        "keys would land on other partitions. Recreate the topic or change the declaration.")
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

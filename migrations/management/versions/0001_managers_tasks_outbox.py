@@ -1,0 +1,45 @@
+"""managers, tasks and the outbox
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from eventbus.outbox import ddl as outbox_ddl
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "managers",
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("first_name", sa.Text, nullable=False),
+        sa.Column("last_name", sa.Text, nullable=False),
+        sa.Column("username", sa.Text, nullable=False),
+        sa.Column("account_id", sa.Text, nullable=False),
+        sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_table(
+        "tasks",
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("creator_id", sa.Uuid, sa.ForeignKey("managers.id"), nullable=False, index=True),
+        sa.Column("title", sa.Text, nullable=False),
+        sa.Column("knowledge_area", sa.Text),
+        sa.Column("created_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    for statement in outbox_ddl.create_v1():
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in outbox_ddl.drop_v1():
+        op.execute(statement)
+    op.drop_table("tasks")
+    op.drop_table("managers")

@@ -1,0 +1,1 @@
+"""Schema registry: the service, its compatibility engine and the client every producer and consumer uses."""

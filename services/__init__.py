@@ -1,0 +1,1 @@
+"""The three services of the product: management, hiring and bonus."""

@@ -1,0 +1,9 @@
+"""`python -m services.bonus.worker`: the bonus consumer group."""
+
+from eventbus.consumer.main import serve
+from services.bonus.consumers import handlers
+from services.bonus.settings import BonusSettings
+from services.topology import BONUS_GROUP, TOPICS
+
+if __name__ == "__main__":
+    serve(BONUS_GROUP, "bonus", TOPICS, handlers(BonusSettings().credit_rule()))

@@ -1,0 +1,1 @@
+"""Hiring: candidates do tasks. Knows tasks from TaskCreated; emits TaskCompleted, TaskFailed, TaskRating."""

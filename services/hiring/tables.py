@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from sqlalchemy import TIMESTAMP, Column, MetaData, SmallInteger, Table, Text, Uuid, func
+
+metadata = MetaData()
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("creator_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("knowledge_area", Text),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("candidate_id", Uuid),
+    Column("rating", SmallInteger),
+    Column("finished_at", TIMESTAMP(timezone=True)),
+    Column("replicated_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+)

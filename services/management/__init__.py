@@ -1,0 +1,1 @@
+"""Management: managers and tasks. Emits ManagerCreated and TaskCreated through its outbox."""

@@ -1,0 +1,57 @@
+"""Managers and tasks, and the payloads of the events they emit. No I/O here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+_USERNAME_CHARS = re.compile(r"[^a-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Manager:
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    account_id: str
+    username: str
+
+
+@dataclass(frozen=True)
+class Task:
+    id: uuid.UUID
+    creator_id: uuid.UUID
+    title: str  # without the area
+    knowledge_area: str | None
+
+    @property
+    def old_title(self) -> str:
+        """The v0 form, "[Area] Title" (seed 004, US-160 step 3)."""
+        return f"[{self.knowledge_area}] {self.title}" if self.knowledge_area else self.title
+
+
+def default_username(first_name: str, last_name: str) -> str:
+    base = _USERNAME_CHARS.sub("", f"{first_name}.{last_name}".lower().replace(" ", "_"))
+    return (base or "manager")[:64].ljust(3, "_")
+
+
+def manager_created(manager: Manager, version: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {"manager_id": str(manager.id), "account_id": manager.account_id}
+    if version in (0, 1):
+        payload |= {"first_name": manager.first_name, "last_name": manager.last_name}
+    if version in (1, 2):
+        payload["username"] = manager.username
+    return payload
+
+
+def task_created(task: Task, version: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {"task_id": str(task.id), "creator_id": str(task.creator_id)}
+    if version == 0:
+        payload["title"] = task.old_title
+    else:
+        payload["title"] = task.title
+        if task.knowledge_area:
+            payload["knowledge_area"] = task.knowledge_area
+    return payload

@@ -15,7 +15,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from eventbus.db import database_url_for, ensure_database, sqlalchemy_url
+from eventbus.db import database_url_for, ensure_database, sqlalchemy_url, with_database
 from eventbus.settings import REPO_ROOT, CommonSettings
 
 log = logging.getLogger(__name__)
@@ -44,20 +44,24 @@ def run_env(database: str) -> None:
     asyncio.run(main())
 
 
-def alembic_config(database: str, server_url: str) -> Config:
-    config = Config(str(REPO_ROOT / "alembic.ini"), ini_section=database)
-    config.set_main_option("sqlalchemy.url", database_url_for(server_url, database))
+def alembic_config(tree: str, url: str) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"), ini_section=tree)
+    config.set_main_option("sqlalchemy.url", url)
     return config
 
 
-def upgrade(database: str, server_url: str, revision: str = "head") -> None:
-    """Create the database if needed and upgrade it. Synchronous: call it outside an event loop."""
+def upgrade(tree: str, server_url: str, revision: str = "head", *, database: str | None = None) -> str:
+    """Create the database (named like the tree unless `database` says otherwise) if needed, and upgrade
+    it with the tree's migrations. Returns its URL. Synchronous: call it outside an event loop."""
+    database = database or tree
     asyncio.run(ensure_database(server_url, database))
-    command.upgrade(alembic_config(database, server_url), revision)
+    url = with_database(server_url, database) if database != tree else database_url_for(server_url, database)
+    command.upgrade(alembic_config(tree, url), revision)
+    return url
 
 
-def downgrade(database: str, server_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database, server_url), revision)
+def downgrade(tree: str, url: str, revision: str) -> None:
+    command.downgrade(alembic_config(tree, url), revision)
 
 
 def main() -> None:

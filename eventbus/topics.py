@@ -6,6 +6,7 @@ would silently change key -> partition placement; so every process that produces
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,11 +37,10 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], *, t
         existing = set(await admin.list_topics())
         missing = [s for name, s in wanted.items() if name not in existing]
         if missing:
-            try:
+            # another process may win the race: fine, the partition check below still applies
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(s.name, s.partitions, s.replication_factor) for s in missing])
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the check below still applies
         present = [n for n in wanted if n in existing]
         if present:
             for described in await admin.describe_topics(present):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_AREA_TITLE = re.compile(r"^\[([^\[\]]+)\] (\S.*)$")
+_AREA_TITLE = re.compile(r"^\[([^\[\]]+)\]\s+(\S.*)$")
 
 
 def split_area_title(title: str) -> tuple[str | None, str]:

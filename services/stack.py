@@ -49,6 +49,8 @@ class StackSettings(BaseSettings):
     bonus_worker_port: int = 8103
     hiring_worker_port: int = 8104
     ready_timeout: float = 120.0
+    #: 1 on the embedded broker; 3 on the compose cluster (min.insync.replicas=2)
+    topic_replication_factor: int = 1
 
     @property
     def registry_url(self) -> str:
@@ -73,10 +75,18 @@ def process_specs(s: StackSettings) -> list[ProcessSpec]:
     ]
 
 
-def all_topics() -> list[TopicSpec]:
+def all_topics(replication_factor: int = 1) -> list[TopicSpec]:
+    """The event topics and every consumer group's DLQ topics."""
     dlqs = [TopicSpec(dlq_topic(BONUS_GROUP, t.name), t.partitions) for t in TOPICS]
     dlqs.append(TopicSpec(dlq_topic(HIRING_GROUP, TASKS.name), TASKS.partitions))
-    return TOPICS + dlqs
+    return [TopicSpec(t.name, t.partitions, replication_factor) for t in TOPICS + dlqs]
+
+
+def initialise(database_url: str, bootstrap_servers: str, replication_factor: int) -> list[str]:
+    """Create and migrate the databases and declare the topics; return the topics created."""
+    for database in ALL_DATABASES:
+        upgrade(database, database_url)
+    return asyncio.run(ensure_topics(bootstrap_servers, all_topics(replication_factor)))
 
 
 @dataclass
@@ -116,11 +126,8 @@ class Stack:
             self.broker = TansuBroker(s.embedded_kafka_port, self.log_dir / "tansu.log")
             self.bootstrap_servers = self.broker.start()
             say(f"Kafka: embedded Tansu, {self.bootstrap_servers} (memory storage)")
-        for database in ALL_DATABASES:
-            upgrade(database, self.database_url)
-        say(f"databases migrated: {', '.join(ALL_DATABASES)}")
-        created = asyncio.run(ensure_topics(self.bootstrap_servers, all_topics()))
-        say(f"topics declared ({len(all_topics())}, {len(created)} new)")
+        created = initialise(self.database_url, self.bootstrap_servers, s.topic_replication_factor)
+        say(f"databases migrated: {', '.join(ALL_DATABASES)}; topics declared ({len(created)} new)")
         self.supervisor = Supervisor(self.log_dir, {
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
@@ -146,7 +153,7 @@ class Stack:
 
 
 def _redact(url: str) -> str:
-    head, sep, tail = url.partition("@")
+    _, sep, tail = url.partition("@")
     return ("postgresql://***@" + tail) if sep else url
 
 
@@ -269,6 +276,17 @@ def cmd_stop(s: StackSettings) -> int:
     return 0
 
 
+def cmd_init(s: StackSettings) -> int:
+    """For external servers (docker compose): databases, migrations and topics, then exit."""
+    if not s.database_url or not s.kafka_bootstrap_servers:
+        print("init needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (it does not start the embedded stack)",
+              file=sys.stderr)
+        return 2
+    created = initialise(s.database_url, s.kafka_bootstrap_servers, s.topic_replication_factor)
+    print(f"databases migrated: {', '.join(ALL_DATABASES)}; topics created: {', '.join(created) or 'none'}")
+    return 0
+
+
 def cmd_status(s: StackSettings) -> int:
     state = _read_state(s)
     print(json.dumps(state or {"running": False}, indent=2))
@@ -278,10 +296,12 @@ def cmd_status(s: StackSettings) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "run-bg", "stop", "status"])
+    parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init"],
+                        help="run: foreground; run-bg: background; stop; status; init: migrate and declare "
+                             "topics on external servers")
     args = parser.parse_args()
     settings = StackSettings()
-    commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "status": cmd_status}
+    commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "status": cmd_status, "init": cmd_init}
     sys.exit(commands[args.command](settings))
 
 

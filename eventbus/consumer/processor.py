@@ -74,7 +74,7 @@ class BatchProcessor:
         handlers: Iterable[Handler],
         dlq: DeadLetterWriter,
         metrics: ConsumerMetrics | None = None,
-        config: ProcessorConfig = ProcessorConfig(),  # noqa: B008 - frozen dataclass, safe to share
+        config: ProcessorConfig = ProcessorConfig(),
     ) -> None:
         self.group = group
         self.dsn = dsn

@@ -140,7 +140,7 @@ def build_app(
     async def metrics(view: web.View, _request: web.Request) -> web.Response:
         return view.bytes(generate_latest(processor.metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
-    @app.timer(interval=3600.0, on_leader=False)
+    @app.timer(interval=3600.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def forget_old_event_ids() -> None:
         retention = settings.consumer_dedupe_retention_days * 86400
         try:

@@ -10,6 +10,7 @@ and resume, keeping broker-confirmed ids in memory until they can be marked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -65,7 +66,7 @@ class Relay:
         dsn: str,
         bootstrap_servers: str,
         topics: list[TopicSpec],
-        config: RelayConfig = RelayConfig(),  # noqa: B008 - frozen dataclass, safe to share
+        config: RelayConfig = RelayConfig(),
         instance_id: str | None = None,
     ) -> None:
         self.service = service
@@ -87,6 +88,7 @@ class Relay:
         self.failures_total = 0
         self.last_error: str | None = None
         self.database_ok = False
+        self.notifications = 0
         self._pending: list[int] = []  # broker-confirmed, not yet marked published
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -235,10 +237,8 @@ class Relay:
 
     # -- waiting ---------------------------------------------------------------------------------
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a NOTIFY, the poll interval or stop, whichever comes first."""
@@ -257,8 +257,8 @@ class Relay:
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=5)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._wake.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())  # type: ignore[misc]
+                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
                 backoff.reset()
                 self._wake.set()  # rows may have arrived while we were not listening
                 await lost.wait()
@@ -268,6 +268,10 @@ class Relay:
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
             await self._sleep(backoff.next_delay())
+
+    def _notified(self, *_args: object) -> None:
+        self.notifications += 1
+        self._wake.set()
 
     # -- observability ---------------------------------------------------------------------------
     def _breaker_changed(self, state: BreakerState) -> None:

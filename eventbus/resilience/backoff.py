@@ -15,7 +15,7 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         # min() first so a long outage cannot overflow the float
-        return min(self.cap, self.base * (2 ** min(attempt, 62)))
+        return float(min(self.cap, self.base * (2 ** min(attempt, 62))))
 
     def next_delay(self) -> float:
         """Sleep this long before the next try: uniform in [0, min(cap, base * 2**attempt)]."""

@@ -5,6 +5,7 @@ Each child runs in its own session (process group), so stopping it also stops an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -109,25 +110,17 @@ class Supervisor:
     def stop_all(self, timeout: float = 10.0) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for process in self.processes.values():
             _terminate_group(process, timeout)
 
 
 def _terminate_group(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    try:  # whatever is left in the group, including grandchildren
+    with contextlib.suppress(ProcessLookupError):  # whatever is left in the group, including grandchildren
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()

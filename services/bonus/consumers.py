@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from eventbus.consumer.messages import Decoded
@@ -37,7 +39,7 @@ ON CONFLICT (task_id) DO UPDATE SET rating = EXCLUDED.rating, event_id = EXCLUDE
 """
 
 
-def _columns(rows: list[tuple[object, ...]], width: int) -> list[list[object]]:
+def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
@@ -46,10 +48,17 @@ def _affected(status: str) -> int:
 
 
 async def apply_manager_created(conn: asyncpg.Connection, events: list[Decoded]) -> None:
-    # one row per manager per statement (ON CONFLICT DO UPDATE cannot touch a row twice): last wins
-    latest = {f.manager_id: f for f in (manager_created(e.payload, e.event_version) for e in events)}
-    rows = [(f.manager_id, f.account_id, f.first_name, f.last_name, f.username) for f in latest.values()]
-    await conn.execute(_UPSERT_MANAGERS, *_columns(rows, 5))
+    # one row per manager per statement (ON CONFLICT DO UPDATE cannot touch a row twice), merged in
+    # order with the same rule the statement applies across batches: what a later event carries wins
+    merged: dict[str, list[str | None]] = {}
+    for e in events:
+        f = manager_created(e.payload, e.event_version)
+        row: list[str | None] = [f.manager_id, f.account_id, f.first_name, f.last_name, f.username]
+        earlier = merged.get(f.manager_id)
+        if earlier is not None:
+            row = [new if new is not None else old for new, old in zip(row, earlier, strict=True)]
+        merged[f.manager_id] = row
+    await conn.execute(_UPSERT_MANAGERS, *_columns(list(merged.values()), 5))
 
 
 async def apply_task_created(conn: asyncpg.Connection, events: list[Decoded]) -> int:

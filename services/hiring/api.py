@@ -82,7 +82,8 @@ def create_app(settings: HiringSettings | None = None) -> FastAPI:
 
     @app.get("/tasks/{task_id}", response_model=TaskOut)
     async def get_task(task_id: uuid.UUID, request: Request) -> TaskOut:
-        row = await handlers.get_task(request.app.state.resources.engine, task_id)
-        return TaskOut(task_id=row["id"], **{k: v for k, v in row.items() if k in TaskOut.model_fields})
+        t = await handlers.get_task(request.app.state.resources.engine, task_id)
+        return TaskOut(task_id=t.id, creator_id=t.creator_id, title=t.title, knowledge_area=t.knowledge_area,
+                       status=t.status, candidate_id=t.candidate_id, rating=t.rating, finished_at=t.finished_at)
 
     return app

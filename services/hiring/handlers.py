@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,9 +37,22 @@ async def finish_task(
     return result
 
 
-async def get_task(engine: AsyncEngine, task_id: uuid.UUID) -> dict[str, object]:
+@dataclass(frozen=True)
+class TaskView:
+    id: uuid.UUID
+    creator_id: uuid.UUID
+    title: str
+    knowledge_area: str | None
+    status: str
+    candidate_id: uuid.UUID | None
+    rating: int | None
+    finished_at: datetime | None
+
+
+async def get_task(engine: AsyncEngine, task_id: uuid.UUID) -> TaskView:
+    columns = [tasks.c[f.name] for f in fields(TaskView)]
     async with engine.connect() as conn:
-        row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+        row = (await conn.execute(select(*columns).where(tasks.c.id == task_id))).first()
     if row is None:
         raise NotFoundError("task", task_id)
-    return dict(row)
+    return TaskView(*row)

@@ -34,7 +34,9 @@ class Task:
 
 def default_username(first_name: str, last_name: str) -> str:
     base = _USERNAME_CHARS.sub("", f"{first_name}.{last_name}".lower().replace(" ", "_"))
-    return (base or "manager")[:64].ljust(3, "_")
+    if not any(c.isalnum() for c in base):
+        base = "manager"
+    return base[:64].ljust(3, "_")
 
 
 def manager_created(manager: Manager, version: int) -> dict[str, Any]:

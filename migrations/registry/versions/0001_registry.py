@@ -42,7 +42,8 @@ def upgrade() -> None:
         sa.Column("policy", sa.Text, nullable=False, server_default="LENIENT"),
         sa.Column("updated_at", sa.TIMESTAMP(timezone=True), nullable=False, server_default=sa.func.now()),
     )
-    op.execute("INSERT INTO registry_config (subject, compatibility, policy) VALUES ('', 'BACKWARD_TRANSITIVE', 'LENIENT')")
+    op.execute("INSERT INTO registry_config (subject, compatibility, policy) "
+               "VALUES ('', 'BACKWARD_TRANSITIVE', 'LENIENT')")
 
 
 def downgrade() -> None:

@@ -1,0 +1,118 @@
+"""Embedded PostgreSQL and Tansu, started once per test session; a fresh migrated database per use."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from eventbus.migrate import upgrade
+from eventbus.stack.broker import TansuBroker
+from eventbus.stack.postgres import EmbeddedPostgres
+from eventbus.topics import TopicSpec, ensure_topics
+from registry.client import SchemaClient
+from tests.waiting import free_port
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port())
+    pg.start()
+    yield pg
+    pg.stop(mode="immediate")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    broker = TansuBroker(free_port(), tmp_path_factory.mktemp("tansu") / "tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(kafka: TansuBroker) -> str:
+    return kafka.bootstrap_servers
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_server: EmbeddedPostgres) -> Callable[[str], str]:
+    """`make_database("bonus")` -> URL of a new database at the bonus tree's head."""
+
+    def make(tree: str) -> str:
+        # Alembic's env runs its own event loop: keep it off the test's loop
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(upgrade, tree, pg_server.url, database=f"t_{tree}_{next(_counter)}").result()
+
+    return make
+
+
+@pytest.fixture
+def schemas() -> SchemaClient:
+    """The schema client on disk only (the registry service has its own tests)."""
+    return SchemaClient(None, fallback_dir=SCHEMAS)
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def make_topics(bootstrap: str, *specs: TopicSpec) -> None:
+    await ensure_topics(bootstrap, specs)
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[ConsumerRecord]:
+    """Read `count` records from every partition of `topic` from the beginning (no group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < count:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"read {len(records)} of {count} records from {topic} in {timeout}s")
+            batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(100):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+    raise AssertionError(f"topic {topic} has no partitions")
+
+
+@pytest.fixture
+async def aclose_later() -> AsyncIterator[list[object]]:
+    """Things with `aclose()`/`close()` to close after the test."""
+    things: list[object] = []
+    yield things
+    for thing in reversed(things):
+        closer = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+        if closer is not None:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result

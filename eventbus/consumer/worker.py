@@ -22,6 +22,7 @@ from eventbus.consumer import dedupe
 from eventbus.consumer.dlq import dlq_topic
 from eventbus.consumer.messages import RawMessage
 from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
+from eventbus.consumer.transport import BackboneApp
 from eventbus.health import KafkaProbe, run_probes
 from eventbus.resilience import Backoff
 from eventbus.settings import CommonSettings
@@ -41,6 +42,8 @@ class WorkerSettings(CommonSettings):
     consumer_heartbeat_interval: float = 1.0
     consumer_rebalance_timeout: float = 10.0
     consumer_commit_interval: float = 1.0
+    #: see eventbus.consumer.transport: the latency floor of each hop on Tansu
+    consumer_fetch_max_wait_ms: int = 50
     consumer_unknown_error_budget: int = 3
     consumer_backoff_cap: float = 5.0
     consumer_bug_classes: str = "KeyError,TypeError,AttributeError,ValueError,UnicodeDecodeError"
@@ -94,8 +97,9 @@ def build_app(
     processor: BatchProcessor,
     extra: Callable[[faust.App], None] | None = None,
 ) -> faust.App:
-    app = faust.App(
+    app = BackboneApp(
         group,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         broker=broker_urls(settings.kafka_bootstrap_servers),
         store="memory://",
         web_host=settings.host,

@@ -20,7 +20,7 @@ class RelaySettings(CommonSettings):
     relay_port: int = 8101
     relay_batch_size: int = 5000
     relay_poll_interval: float = 1.0
-    relay_lease_ttl: float = 15.0
+    relay_lease_ttl: float = 20.0
     relay_heartbeat_interval: float = 2.0
     relay_publish_timeout: float = 5.0
     relay_backoff_base: float = 0.2

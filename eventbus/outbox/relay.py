@@ -40,7 +40,8 @@ DB_UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncp
 class RelayConfig:
     batch_size: int = 5000
     poll_interval: float = 1.0
-    lease_ttl: float = 15.0
+    #: how long a dead relay's partitions wait before another relay takes them over
+    lease_ttl: float = 20.0
     heartbeat_interval: float = 2.0
     publish_timeout: float = 5.0
     backoff_base: float = 0.2
@@ -52,6 +53,21 @@ class RelayConfig:
     cleanup_batch: int = 5000
     cleanup_max_batches: int = 20
     idempotence: Idempotence = "auto"
+
+    @property
+    def round_budget(self) -> float:
+        """The longest a publish round can take (aiokafka's timeout, then our backstop at twice it)."""
+        return 2 * self.publish_timeout + 1
+
+    def __post_init__(self) -> None:
+        # A lease is used only while it has round_budget left; it is renewed every heartbeat_interval and
+        # trusted for 0.8 * lease_ttl. Without slack the relay would sit idle between heartbeats.
+        slack = 0.8 * self.lease_ttl - self.heartbeat_interval - self.round_budget
+        if slack <= 0:
+            raise ValueError(
+                f"relay config: 0.8 * lease_ttl ({0.8 * self.lease_ttl:g}s) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval:g}s) + 2 * publish_timeout + 1 ({self.round_budget:g}s); "
+                "raise RELAY_LEASE_TTL or lower RELAY_PUBLISH_TIMEOUT")
 
 
 def new_instance_id(service: str) -> str:
@@ -145,7 +161,7 @@ class Relay:
         self.database_ok = True
         self.db_backoff.reset()
 
-        if not self.leases.owned or self.leases.usable_for() < 2 * self.config.publish_timeout + 1:
+        if not self.leases.owned or self.leases.usable_for() < self.config.round_budget:
             await self._idle(self.config.heartbeat_interval)
             return
         if not self.breaker.allow():

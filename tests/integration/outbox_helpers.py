@@ -47,7 +47,7 @@ async def unpublished(url: str) -> int:
         await conn.close()
 
 
-FAST = RelayConfig(poll_interval=0.5, lease_ttl=4.0, heartbeat_interval=0.3, publish_timeout=1.0,
+FAST = RelayConfig(poll_interval=0.5, lease_ttl=5.0, heartbeat_interval=0.3, publish_timeout=1.0,
                    backoff_base=0.05, backoff_cap=0.5, breaker_threshold=2, breaker_reset=0.5)
 
 

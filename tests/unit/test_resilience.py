@@ -81,3 +81,13 @@ def test_success_resets_the_consecutive_failure_count() -> None:
     breaker.record_success()
     breaker.record_failure()
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_relay_config_refuses_lease_timings_that_would_idle_between_heartbeats() -> None:
+    import pytest
+
+    from eventbus.outbox.relay import RelayConfig
+
+    RelayConfig()  # the defaults are consistent
+    with pytest.raises(ValueError, match="RELAY_LEASE_TTL"):
+        RelayConfig(lease_ttl=15.0, heartbeat_interval=2.0, publish_timeout=5.0)

@@ -1,4 +1,4 @@
-"""The schema registry HTTP API, modelled on Confluent Schema Registry, plus /validate and /catalog."""
+"""The schema registry HTTP API: Confluent Schema Registry's, plus /validate and /catalog."""
 
 from __future__ import annotations
 
@@ -9,73 +9,44 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from eventbus.db import database_url_for, plain_url
 from eventbus.envelope import EnvelopeError, identity
 from registry import errors
+from registry.auth import require_token
 from registry.errors import RegistryError
 from registry.seed import catalog
+from registry.service import RegistryService, parse_mode, parse_policy, parse_schema
 from registry.settings import RegistrySettings
 from registry.store import RegistryStore
-from registry.validation import CompiledSchema
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+WRITE = [Depends(require_token)]
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type=CONTENT_TYPE)
 
 
-class Registry:
-    """Per-process state: the store and caches of immutable things (schema text by id, validators)."""
-
-    def __init__(self, store: RegistryStore) -> None:
-        self.store = store
-        self._schema_bodies: dict[int, bytes] = {}
-        self._compiled: dict[int, CompiledSchema] = {}
-
-    async def schema_body(self, schema_id: int) -> bytes:
-        body = self._schema_bodies.get(schema_id)
-        if body is None:
-            text = await self.store.schema(schema_id)
-            if text is None:
-                raise RegistryError(404, errors.SCHEMA_NOT_FOUND, f"Schema {schema_id} not found")
-            body = json.dumps({"schema": text, "schemaType": "JSON"}, separators=(",", ":")).encode()
-            self._schema_bodies[schema_id] = body
-        return body
-
-    def forget(self, schema_ids: list[int]) -> None:
-        for schema_id in schema_ids:
-            self._schema_bodies.pop(schema_id, None)
-            self._compiled.pop(schema_id, None)
-
-    def compiled(self, name: str, event_version: int, schema_id: int, text: str) -> CompiledSchema:
-        hit = self._compiled.get(schema_id)
-        if hit is None:
-            hit = self._compiled[schema_id] = CompiledSchema(name, event_version, json.loads(text), schema_id)
-        return hit
-
-    async def seed(self, schemas_dir: Any) -> int:
-        added = 0
-        for name, version, schema in catalog(schemas_dir):
-            if await self.store.find(name, schema) is None:
-                await self.store.add_version(name, schema)
-                added += 1
-                log.info("registered %s v%d", name, version)
-        return added
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise RegistryError(422, errors.INVALID_SCHEMA, f"The request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise RegistryError(422, errors.INVALID_SCHEMA, "The request body must be a JSON object")
+    return body
 
 
 def parse_version(raw: str) -> int | None:
+    """"latest" / -1 -> None; otherwise a version number >= 1 (Confluent's 42202 when not)."""
     if raw in ("latest", "-1"):
         return None
-    try:
-        version = int(raw)
-    except ValueError:
-        version = 0
+    version = int(raw) if raw.isdigit() else 0
     if version < 1:
         raise RegistryError(422, errors.INVALID_VERSION,
                             f"The specified version '{raw}' is not a valid version id. "
@@ -90,17 +61,18 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(plain_url(database_url_for(settings.database_url, "registry")),
                                          min_size=2, max_size=10)
-        registry = Registry(RegistryStore(pool))
+        service = RegistryService(RegistryStore(pool))
         if settings.registry_seed:
-            added = await registry.seed(settings.schemas_dir)
-            log.info("seeded %d schema versions from %s", added, settings.schemas_dir)
-        app.state.registry = registry
+            problems = await service.seed(list(catalog(settings.schemas_dir)))
+            log.info("schemas/ loaded%s", f" with {len(problems)} refused" if problems else "")
+        app.state.service = service
         try:
             yield
         finally:
             await pool.close()
 
     app = FastAPI(title="schema registry", lifespan=lifespan)
+    app.state.token = settings.registry_token
 
     @app.exception_handler(RegistryError)
     async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
@@ -108,70 +80,158 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error_code": 422, "message": "invalid request", "detail": exc.errors()},
-                            status_code=422)
+        return JSONResponse({"error_code": 422, "message": "invalid request", "detail": exc.errors()}, 422)
 
-    def reg(request: Request) -> Registry:
-        registry: Registry = request.app.state.registry
-        return registry
+    def svc(request: Request) -> RegistryService:
+        service: RegistryService = request.app.state.service
+        return service
 
     @app.get("/health", tags=["ops"])
     async def health(request: Request) -> JSONResponse:
         try:
-            await reg(request).store.pool.fetchval("SELECT 1", timeout=2)
+            await svc(request).store.pool.fetchval("SELECT 1", timeout=2)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "checks": {"database": f"error: {exc!r}"}}, 503)
         return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
 
+    # -- subjects and versions ------------------------------------------------------------------
     @app.get("/subjects")
     async def subjects(request: Request, deleted: bool = False) -> Response:
-        return _json(await reg(request).store.subjects(include_deleted=deleted))
+        return _json(await svc(request).store.subjects(include_deleted=deleted))
 
     @app.get("/subjects/{subject}/versions")
     async def versions(subject: str, request: Request, deleted: bool = False) -> Response:
-        found = await reg(request).store.versions(subject, include_deleted=deleted)
+        found = await svc(request).store.versions(subject, include_deleted=deleted)
         if not found:
             raise RegistryError(404, errors.SUBJECT_NOT_FOUND, f"Subject '{subject}' not found.")
         return _json([v.version for v in found])
 
     @app.get("/subjects/{subject}/versions/{version}")
     async def get_version(subject: str, version: str, request: Request, deleted: bool = False) -> Response:
-        number = parse_version(version)
-        store = reg(request).store
-        found = await store.version(subject, number, include_deleted=deleted)
-        if found is None:
-            if not await store.subject_exists(subject, include_deleted=True):
-                raise RegistryError(404, errors.SUBJECT_NOT_FOUND, f"Subject '{subject}' not found.")
-            raise RegistryError(404, errors.VERSION_NOT_FOUND, f"Version {version} not found.")
-        return _json(found.body())
+        return _json((await svc(request).version(subject, parse_version(version), include_deleted=deleted)).body())
 
     @app.get("/subjects/{subject}/versions/{version}/schema")
     async def get_version_schema(subject: str, version: str, request: Request) -> Response:
-        found = await reg(request).store.version(subject, parse_version(version))
-        if found is None:
-            raise RegistryError(404, errors.VERSION_NOT_FOUND, f"Version {version} not found.")
+        found = await svc(request).version(subject, parse_version(version))
         return Response(found.schema, media_type=CONTENT_TYPE)
 
+    @app.post("/subjects/{subject}/versions", dependencies=WRITE)
+    async def register(subject: str, request: Request) -> Response:
+        """Register a schema; identical content returns the existing id; incompatible is 409 with reasons."""
+        result = await svc(request).register(subject, parse_schema(await _body(request)))
+        return _json({"id": result.schema_id, "version": result.version})
+
+    @app.post("/subjects/{subject}")
+    async def lookup(subject: str, request: Request, deleted: bool = False) -> Response:
+        """Is this schema registered under the subject? Its version and id if so."""
+        found = await svc(request).lookup(subject, parse_schema(await _body(request)), include_deleted=deleted)
+        return _json(found.body())
+
+    @app.delete("/subjects/{subject}", dependencies=WRITE)
+    async def delete_subject(subject: str, request: Request, permanent: bool = False) -> Response:
+        return _json(await svc(request).delete_subject(subject, permanent=permanent))
+
+    @app.delete("/subjects/{subject}/versions/{version}", dependencies=WRITE)
+    async def delete_version(subject: str, version: str, request: Request, permanent: bool = False) -> Response:
+        return _json(await svc(request).delete_version(subject, parse_version(version), permanent=permanent))
+
+    # -- schemas by id ------------------------------------------------------------------------
     @app.get("/schemas/ids/{schema_id}")
     async def schema_by_id(schema_id: int, request: Request) -> Response:
-        return Response(await reg(request).schema_body(schema_id), media_type=CONTENT_TYPE)
+        return Response(await svc(request).schema_body(schema_id), media_type=CONTENT_TYPE)
 
+    @app.get("/schemas/ids/{schema_id}/schema")
+    async def raw_schema_by_id(schema_id: int, request: Request) -> Response:
+        text = await svc(request).store.schema(schema_id)
+        if text is None:
+            raise RegistryError(404, errors.SCHEMA_NOT_FOUND, f"Schema {schema_id} not found")
+        return Response(text, media_type=CONTENT_TYPE)
+
+    @app.get("/schemas/ids/{schema_id}/versions")
+    async def schema_versions(schema_id: int, request: Request) -> Response:
+        await svc(request).schema_body(schema_id)  # 40403 when unknown
+        pairs = await svc(request).store.subjects_of_schema(schema_id)
+        return _json([{"subject": s, "version": v} for s, v in pairs])
+
+    @app.get("/schemas/ids/{schema_id}/subjects")
+    async def schema_subjects(schema_id: int, request: Request) -> Response:
+        await svc(request).schema_body(schema_id)
+        return _json(sorted({s for s, _ in await svc(request).store.subjects_of_schema(schema_id)}))
+
+    @app.get("/schemas/types")
+    async def schema_types() -> Response:
+        return _json(["JSON"])
+
+    # -- compatibility --------------------------------------------------------------------------
+    async def _compat(request: Request, subject: str, version: int | None, verbose: bool) -> Response:
+        service = svc(request)
+        schema = parse_schema(await _body(request))
+        await service.require_subject(subject)
+        result = await service.check(subject, schema, version)
+        body: dict[str, Any] = {"is_compatible": result.compatible}
+        if verbose:
+            full = result.as_dict()
+            body |= {"messages": full["messages"], "reasons": full["reasons"], "mode": full["mode"],
+                     "policy": full["policy"], "checked_versions": full["checked_versions"]}
+        return _json(body)
+
+    @app.post("/compatibility/subjects/{subject}/versions/{version}")
+    async def compatibility(subject: str, version: str, request: Request, verbose: bool = False) -> Response:
+        return await _compat(request, subject, parse_version(version), verbose)
+
+    @app.post("/compatibility/subjects/{subject}/versions")
+    async def compatibility_all(subject: str, request: Request, verbose: bool = False) -> Response:
+        return await _compat(request, subject, None, verbose)
+
+    # -- config ---------------------------------------------------------------------------------
+    @app.get("/config")
+    async def get_global_config(request: Request) -> Response:
+        mode, policy = await svc(request).config(None)
+        return _json({"compatibilityLevel": mode.value, "policy": policy.value})
+
+    @app.put("/config", dependencies=WRITE)
+    async def put_global_config(request: Request) -> Response:
+        return await _put_config(request, None)
+
+    @app.get("/config/{subject}")
+    async def get_subject_config(subject: str, request: Request, defaultToGlobal: bool = False) -> Response:
+        compatibility, policy, own = await svc(request).store.config(subject)
+        if not own and not defaultToGlobal:
+            raise RegistryError(404, errors.SUBJECT_CONFIG_NOT_FOUND,
+                                f"Subject '{subject}' does not have subject-level compatibility configured")
+        return _json({"compatibilityLevel": compatibility, "policy": policy})
+
+    @app.put("/config/{subject}", dependencies=WRITE)
+    async def put_subject_config(subject: str, request: Request) -> Response:
+        return await _put_config(request, subject)
+
+    @app.delete("/config/{subject}", dependencies=WRITE)
+    async def delete_subject_config(subject: str, request: Request) -> Response:
+        compatibility, policy, own = await svc(request).store.config(subject)
+        if not own:
+            raise RegistryError(404, errors.SUBJECT_CONFIG_NOT_FOUND,
+                                f"Subject '{subject}' does not have subject-level compatibility configured")
+        await svc(request).store.delete_config(subject)
+        return _json({"compatibilityLevel": compatibility, "policy": policy})
+
+    async def _put_config(request: Request, subject: str | None) -> Response:
+        body = await _body(request)
+        current_mode, current_policy = await svc(request).config(subject)
+        mode = parse_mode(body["compatibility"]) if "compatibility" in body else current_mode
+        policy = parse_policy(body["policy"]) if "policy" in body else current_policy
+        await svc(request).store.set_config(subject, mode.value, policy.value)
+        return _json({"compatibility": mode.value, "policy": policy.value})
+
+    # -- ours: the client's lookup by event version, and envelope validation --------------------
     @app.get("/catalog/{event_name}/{event_version}")
     async def catalog_entry(event_name: str, event_version: int, request: Request) -> Response:
         """The schema of one event version (what `registry.client.SchemaClient` asks for)."""
-        store = reg(request).store
-        found = await store.by_event_version(event_name, event_version)
-        if found is None:
-            if not await store.subject_exists(event_name):
-                raise RegistryError(404, errors.UNKNOWN_EVENT, f"Unknown event '{event_name}'.")
-            raise RegistryError(404, errors.UNKNOWN_EVENT_VERSION,
-                                f"Event '{event_name}' has no version {event_version}.")
+        found = await _event_schema(svc(request), event_name, event_version)
         return _json({**found.body(), "event_version": found.event_version})
 
     @app.post("/validate")
     async def validate(request: Request) -> Response:
         """An envelope in; 200 {"valid": true, "schema_id"} or 422 with every error and its JSON pointer."""
-        registry = reg(request)
         try:
             envelope = json.loads(await request.body())
             if not isinstance(envelope, dict) or not isinstance(envelope.get("meta"), dict):
@@ -179,12 +239,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             name, version = identity(envelope)
         except (ValueError, EnvelopeError) as exc:
             raise RegistryError(422, errors.INVALID_ENVELOPE, f"Not an event envelope: {exc}") from exc
-        found = await registry.store.by_event_version(name, version)
-        if found is None:
-            if not await registry.store.subject_exists(name):
-                raise RegistryError(404, errors.UNKNOWN_EVENT, f"Unknown event '{name}'.")
-            raise RegistryError(404, errors.UNKNOWN_EVENT_VERSION, f"Event '{name}' has no version {version}.")
-        compiled = registry.compiled(name, version, found.schema_id, found.schema)
+        found = await _event_schema(svc(request), name, version)
+        compiled = svc(request).compiled(found)
         if compiled.is_valid(envelope):
             return _json({"valid": True, "schema_id": found.schema_id, "subject": name, "version": found.version})
         issues = [i.as_dict() for i in compiled.issues(envelope)]
@@ -192,3 +248,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                       "message": f"{len(issues)} error(s) against {name} v{version}", "errors": issues}, 422)
 
     return app
+
+
+async def _event_schema(service: RegistryService, name: str, version: int) -> Any:
+    found = await service.store.by_event_version(name, version)
+    if found is None:
+        if not await service.store.subject_exists(name):
+            raise RegistryError(404, errors.UNKNOWN_EVENT, f"Unknown event '{name}'.")
+        raise RegistryError(404, errors.UNKNOWN_EVENT_VERSION, f"Event '{name}' has no version {version}.")
+    return found

@@ -7,7 +7,9 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run run-bg stop status demo migrate test test-unit test-integration test-e2e lint typecheck \
-        check bench bench-relay bench-consumer bench-registry outbox-status registry-check compose-config clean
+        check bench bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
+        registry-diff dlq-list dlq-show dlq-replay compose-config clean
+ARGS ?=
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,13 +55,42 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+registry-check: $(STAMP) ## every version in schemas/ is compatible with its predecessors (runs in CI)
+	$(PY) -m registry.cli check $(ARGS)
+
+registry-register: $(STAMP) ## register schemas/ into a running registry (REGISTRY_URL, REGISTRY_TOKEN)
+	$(PY) -m registry.cli register $(ARGS)
+
+registry-diff: $(STAMP) ## ARGS="TaskCreated 0 1": human-readable changes and verdict
+	$(PY) -m registry.cli diff $(ARGS)
+
+dlq-list: $(STAMP) ## DLQ records grouped by category and error class (ARGS="--group bonus")
+	$(PY) -m eventbus.consumer.replay list $(ARGS)
+
+dlq-show: $(STAMP) ## one DLQ record with all headers (ARGS="dlq.bonus.hiring.task-results 0 12")
+	$(PY) -m eventbus.consumer.replay show $(ARGS)
+
+dlq-replay: $(STAMP) ## replay DLQ records (ARGS="--group bonus --dry-run ..."; see --help)
+	$(PY) -m eventbus.consumer.replay replay $(ARGS)
+
+bench: bench-registry bench-relay bench-consumer ## all benchmarks (ratios against baselines measured in the same run)
+
+bench-registry: $(STAMP) ## local validations/s per library; registry lookups and /validate req/s
+	$(PY) -m tests.bench.registry $(ARGS)
+
+bench-relay: $(STAMP) ## relay drain vs raw aiokafka; commit -> readable latency; retention soak
+	$(PY) -m tests.bench.relay $(ARGS)
+
+bench-consumer: $(STAMP) ## applied events/s with dedupe vs raw aiokafka consumption
+	$(PY) -m tests.bench.consumer $(ARGS)
+
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP) ## mypy (strict)
 	$(VENV)/bin/mypy eventbus registry services
 
-check: lint typecheck ## lint and typecheck
+check: lint typecheck registry-check ## lint, typecheck and the schema catalog check
 
 compose-config: ## validate docker-compose.yml (needs the docker CLI, not an engine)
 	docker compose config -q

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -18,7 +22,7 @@ from eventbus.stack.broker import TansuBroker
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.topics import TopicSpec, ensure_topics
 from registry.client import SchemaClient
-from tests.waiting import free_port
+from tests.waiting import eventually_sync, free_port
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -116,3 +120,35 @@ async def aclose_later() -> AsyncIterator[list[object]]:
             result = closer()
             if asyncio.iscoroutine(result):
                 await result
+
+
+REGISTRY_TOKEN = "registry-test-token"
+
+
+@pytest.fixture(scope="module")
+def registry_url(pg_server: EmbeddedPostgres, make_database: Callable[[str], str],
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The registry service as a process on a fresh database (seeded from schemas/)."""
+    with ThreadPoolExecutor(1) as pool:  # keep Alembic's loop off any running loop
+        db_url = pool.submit(make_database, "registry").result()
+    port = free_port()
+    log = tmp_path_factory.mktemp("registry") / "registry.log"
+    env = {**os.environ, "DATABASE_URL": pg_server.url, "REGISTRY_DATABASE_URL": db_url,
+           "REGISTRY_PORT": str(port), "REGISTRY_TOKEN": REGISTRY_TOKEN, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "registry"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=Path(__file__).resolve().parents[2])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually_sync(lambda: _up(url), timeout=30, what=f"the registry (log {log})")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health").status_code == 200
+    except httpx.HTTPError:
+        return False

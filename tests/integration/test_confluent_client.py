@@ -3,51 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
 from confluent_kafka import schema_registry  # a dev dependency: this test is never skipped
 
-from eventbus.stack.postgres import EmbeddedPostgres
-from tests.waiting import eventually_sync, free_port
+from tests.integration.conftest import REGISTRY_TOKEN as TOKEN
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "confluent-test-token"
-
-
-@pytest.fixture(scope="module")
-def registry_url(pg_server: EmbeddedPostgres, make_database: Callable[[str], str],
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with ThreadPoolExecutor(1) as pool:  # keep Alembic's loop off any running loop
-        db_url = pool.submit(make_database, "registry").result()
-    port = free_port()
-    log = tmp_path_factory.mktemp("registry") / "registry.log"
-    env = {**os.environ, "DATABASE_URL": pg_server.url, "REGISTRY_DATABASE_URL": db_url,
-           "REGISTRY_PORT": str(port), "REGISTRY_TOKEN": TOKEN, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "registry"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=Path(__file__).resolve().parents[2])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        eventually_sync(lambda: _up(url), timeout=30, what=f"the registry (log {log})")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from eventbus.consumer.dlq import dlq_topic
+from eventbus.consumer.dlq import dlq_topic, parking_topic
 from eventbus.migrate import ALL_DATABASES, upgrade
 from eventbus.settings import REPO_ROOT
 from eventbus.stack.broker import BrokerError, TansuBroker
@@ -76,9 +76,10 @@ def process_specs(s: StackSettings) -> list[ProcessSpec]:
 
 
 def all_topics(replication_factor: int = 1) -> list[TopicSpec]:
-    """The event topics and every consumer group's DLQ topics."""
-    dlqs = [TopicSpec(dlq_topic(BONUS_GROUP, t.name), t.partitions) for t in TOPICS]
-    dlqs.append(TopicSpec(dlq_topic(HIRING_GROUP, TASKS.name), TASKS.partitions))
+    """The event topics and every consumer group's DLQ and parking topics."""
+    consumed = [(BONUS_GROUP, t) for t in TOPICS] + [(HIRING_GROUP, TASKS)]
+    dlqs = [TopicSpec(name(group, t.name), t.partitions)
+            for group, t in consumed for name in (dlq_topic, parking_topic)]
     return [TopicSpec(t.name, t.partitions, replication_factor) for t in TOPICS + dlqs]
 
 

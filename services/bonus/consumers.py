@@ -85,10 +85,10 @@ async def apply_task_rating(conn: asyncpg.Connection, events: list[Decoded]) -> 
     await conn.execute(_UPSERT_RATINGS, *_columns(rows, 3))
 
 
-def handlers(rule: CreditRule) -> list[Handler]:
+def handlers(rule: CreditRule, manager_created_versions: frozenset[int] = frozenset({0, 1, 2})) -> list[Handler]:
     credit = credit_handler(rule)
     return [
-        Handler("ManagerCreated", frozenset({0, 1, 2}), apply_manager_created),
+        Handler("ManagerCreated", manager_created_versions, apply_manager_created),
         Handler("TaskCreated", frozenset({0, 1}), apply_task_created),
         credit,
         Handler("TaskFailed", frozenset({0}), credit.apply),

@@ -6,4 +6,5 @@ from services.bonus.settings import BonusSettings
 from services.topology import BONUS_GROUP, TOPICS
 
 if __name__ == "__main__":
-    serve(BONUS_GROUP, "bonus", TOPICS, handlers(BonusSettings().credit_rule()))
+    settings = BonusSettings()
+    serve(BONUS_GROUP, "bonus", TOPICS, handlers(settings.credit_rule(), settings.bonus_manager_created_versions))

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-bg stop status demo migrate test test-unit test-integration test-e2e lint typecheck \
+.PHONY: help venv run run-bg stop restart status demo migrate test test-unit test-integration test-e2e lint typecheck \
         check bench bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
         registry-diff dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
@@ -30,6 +30,9 @@ run-bg: $(STAMP) ## the same, in the background; `make stop` stops it
 
 stop: $(STAMP) ## stop a background stack
 	$(PY) -m services.stack stop
+
+restart: $(STAMP) ## restart one process of a running stack (NAME=bonus-worker, ARGS="--env K=V")
+	$(PY) -m services.stack restart $(NAME) $(ARGS)
 
 status: $(STAMP) ## is a stack running, and where
 	$(PY) -m services.stack status

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventbus.consumer.dlq import dlq_topic, parking_topic
@@ -215,6 +217,8 @@ def cmd_run(s: StackSettings) -> int:
         while not stop:
             time.sleep(0.3)
             assert stack.supervisor is not None
+            if _restart_file(s).exists():
+                _serve_restart(s, stack, reported)
             for name, code in stack.supervisor.exited().items():
                 if name not in reported:
                     reported.add(name)
@@ -229,6 +233,73 @@ def cmd_run(s: StackSettings) -> int:
         stack.down()
         _state_file(s).unlink(missing_ok=True)
         print("stopped", flush=True)
+
+
+def _restart_file(s: StackSettings) -> Path:
+    return s.stack_data_dir / "restart-request.json"
+
+
+def _serve_restart(s: StackSettings, stack: Stack, reported: set[str]) -> None:
+    """Restart one process, with changed environment if asked (deploying a fix or a flag)."""
+    path = _restart_file(s)
+    try:
+        request = json.loads(path.read_text())
+        name, env = request["name"], {str(k): str(v) for k, v in request.get("env", {}).items()}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        print(f"!! ignoring a bad restart request ({exc!r})", flush=True)
+        path.unlink(missing_ok=True)
+        return
+    supervisor = stack.supervisor
+    assert supervisor is not None
+    spec = supervisor.specs.get(name)
+    if spec is None:
+        path.write_text(json.dumps({**request, "error": f"no process {name!r}; known: {sorted(supervisor.specs)}"}))
+        return
+    print(f"restarting {name}" + (f" with {env}" if env else ""), flush=True)
+    supervisor.stop(name)
+    supervisor.start(ProcessSpec(spec.name, spec.argv, spec.port, {**spec.env, **env}, spec.health_path))
+    reported.discard(name)
+    path.unlink(missing_ok=True)
+
+
+def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
+    state = _read_state(s)
+    if not state or not state.get("ready"):
+        print("the stack is not running; `make run-bg` first", file=sys.stderr)
+        return 1
+    urls = state.get("urls")
+    assert isinstance(urls, dict)
+    if name not in urls:
+        print(f"no process {name!r}; known: {', '.join(sorted(urls))}", file=sys.stderr)
+        return 2
+    pairs = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"--env {item!r}: write NAME=VALUE", file=sys.stderr)
+            return 2
+        pairs[key] = value
+    path = _restart_file(s)
+    path.write_text(json.dumps({"name": name, "env": pairs}))
+    deadline = time.monotonic() + s.ready_timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with contextlib.suppress(OSError, ValueError):
+            error = json.loads(path.read_text()).get("error")
+            if error:
+                path.unlink(missing_ok=True)
+                print(error, file=sys.stderr)
+                return 2
+    url = f"{urls[name]}/health"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                print(f"{name} restarted and healthy")
+                return 0
+        time.sleep(0.2)
+    print(f"{name} is not healthy after the restart; see {s.stack_data_dir / 'logs' / (name + '.log')}",
+          file=sys.stderr)
+    return 1
 
 
 def cmd_run_bg(s: StackSettings) -> int:
@@ -297,11 +368,18 @@ def cmd_status(s: StackSettings) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init"],
+    parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init", "restart"],
                         help="run: foreground; run-bg: background; stop; status; init: migrate and declare "
-                             "topics on external servers")
+                             "topics on external servers; restart NAME: restart one process of a running stack")
+    parser.add_argument("name", nargs="?", help="restart: the process, e.g. bonus-worker")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="restart: set this variable for the restarted process (repeatable)")
     args = parser.parse_args()
     settings = StackSettings()
+    if args.command == "restart":
+        if not args.name:
+            parser.error("restart needs the process name, e.g. `restart bonus-worker`")
+        sys.exit(cmd_restart(settings, args.name, args.env))
     commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "status": cmd_status, "init": cmd_init}
     sys.exit(commands[args.command](settings))
 

@@ -386,9 +386,10 @@ async def replay(bootstrap: str, dsn: str, options: ReplayOptions, out: TextIO |
                 await producer.send_and_wait(target, key=record.key, value=record.value, headers=headers,
                                              partition=_partition(record, target))
             await log.record(summary.replay_id, record, DRY_ACTIONS[action] if options.dry_run else action, target)
-            summary.actions.append((record, action, why or target))
+            summary.actions.append((record, action, f"{target} ({why})" if why and target else why or target))
             setattr(summary, action, getattr(summary, action) + 1)
-            bar.update(i + 1, f"replayed {summary.replayed} parked {summary.parked} refused {summary.refused}")
+            verb = "would replay" if options.dry_run else "replayed"
+            bar.update(i + 1, f"{verb} {summary.replayed} parked {summary.parked} refused {summary.refused}")
         bar.done()
         summary.result = "dry-run" if options.dry_run else ("ok" if not summary.refused else "partial")
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -461,12 +462,12 @@ def group_lines(records: Sequence[DlqRecord]) -> list[str]:
     if not records:
         return ["no dead-lettered records"]
     counts: Counter[tuple[str, str, str]] = Counter((r.topic, r.category, r.error_class) for r in records)
-    lines = [f"{'DLQ topic':<40} {'category':<14} {'error class':<28} {'count':>6}  first failed / last failed"]
+    lines = [f"{'DLQ topic':<36} {'category':<14} {'error class':<42} {'count':>5}  first failed / last failed"]
     for (topic, category, error_class), count in sorted(counts.items()):
         matching = [r for r in records if (r.topic, r.category, r.error_class) == (topic, category, error_class)]
         times = sorted(t for t in (r.failed_at for r in matching) if t is not None)
         span = f"{_ts(times[0])} / {_ts(times[-1])}" if times else "-"
-        lines.append(f"{topic:<40} {category:<14} {error_class:<28} {count:>6}  {span}")
+        lines.append(f"{topic:<36} {category:<14} {error_class:<42} {count:>5}  {span}")
         sample = matching[-1]
         lines.append(f"    e.g. {sample.ref} key={_text(sample.key)} event_id={sample.event_id or '-'}: "
                      f"{(sample.header(H_MESSAGE) or '')[:150]}")

@@ -22,6 +22,12 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int = 1
+    #: `retention.ms` at creation (None: the broker's default). Consumers' dedupe retention must outlast
+    #: an event's life on its topic plus in the DLQ, or a late replay would be applied again.
+    retention_ms: int | None = None
+
+    def configs(self) -> dict[str, str]:
+        return {} if self.retention_ms is None else {"retention.ms": str(self.retention_ms)}
 
 
 class TopicMismatch(RuntimeError):
@@ -40,7 +46,7 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], *, t
             # another process may win the race: fine, the partition check below still applies
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(s.name, s.partitions, s.replication_factor) for s in missing])
+                    [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs()) for s in missing])
         present = [n for n in wanted if n in existing]
         if present:
             for described in await admin.describe_topics(present):

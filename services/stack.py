@@ -77,12 +77,20 @@ def process_specs(s: StackSettings) -> list[ProcessSpec]:
     ]
 
 
+DAY_MS = 86_400_000
+#: 7 d on the event topics, 14 d in DLQ and parking topics: 21 d < the workers' 30 d dedupe retention
+#: (CONSUMER_DEDUPE_RETENTION_DAYS), so a replay near the end of a DLQ record's life is still deduplicated.
+EVENT_RETENTION_MS = 7 * DAY_MS
+DLQ_RETENTION_MS = 14 * DAY_MS
+
+
 def all_topics(replication_factor: int = 1) -> list[TopicSpec]:
     """The event topics and every consumer group's DLQ and parking topics."""
     consumed = [(BONUS_GROUP, t) for t in TOPICS] + [(HIRING_GROUP, TASKS)]
-    dlqs = [TopicSpec(name(group, t.name), t.partitions)
+    events = [TopicSpec(t.name, t.partitions, replication_factor, EVENT_RETENTION_MS) for t in TOPICS]
+    dlqs = [TopicSpec(name(group, t.name), t.partitions, replication_factor, DLQ_RETENTION_MS)
             for group, t in consumed for name in (dlq_topic, parking_topic)]
-    return [TopicSpec(t.name, t.partitions, replication_factor) for t in TOPICS + dlqs]
+    return events + dlqs
 
 
 def initialise(database_url: str, bootstrap_servers: str, replication_factor: int) -> list[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
+from eventbus.envelope import EnvelopeError, identity
 from registry import errors
 from registry.compat import Mode, Policy, Verdict, verdict
 from registry.compat.engine import Reason
@@ -18,6 +20,10 @@ from registry.store import RegistryStore, SubjectVersion
 from registry.validation import CompiledSchema, event_name_of, event_version_of
 
 log = logging.getLogger(__name__)
+
+#: How long an (event, event_version) -> schema answer is reused without asking the database. Writes through
+#: this process drop the answers at once; the TTL bounds what another registry process's writes can leave stale.
+EVENT_SCHEMA_TTL = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,24 +76,68 @@ def parse_policy(value: Any) -> Policy:
 
 
 class RegistryService:
-    """Per process: the store plus caches of immutable things (schema bodies by id, validators)."""
+    """Per process: the store plus caches of immutable things (schema bodies by id, validators) and, for
+    `EVENT_SCHEMA_TTL`, of which schema each event version resolves to (what `/validate` asks per request)."""
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
         self._bodies: dict[int, bytes] = {}
         self._compiled: dict[int, CompiledSchema] = {}
+        self._events: dict[tuple[str, int], tuple[float, SubjectVersion]] = {}
+        self._generation = 0  # bumped by every write: an answer read before a write is not cached after it
 
     # -- reads --------------------------------------------------------------------------------
     async def schema_body(self, schema_id: int) -> bytes:
         body = self._bodies.get(schema_id)
         if body is None:
+            generation = self._generation
             text = await self.store.schema(schema_id)
             if text is None:
                 raise RegistryError(404, errors.SCHEMA_NOT_FOUND, f"Schema {schema_id} not found")
             body = json.dumps({"schema": text, "schemaType": "JSON", "references": []},
                               separators=(",", ":")).encode()
-            self._bodies[schema_id] = body
+            if generation == self._generation:  # not read across a permanent delete
+                self._bodies[schema_id] = body
         return body
+
+    def cached_body(self, schema_id: int) -> bytes | None:
+        """`schema_body` when it is cached (the HTTP fast path), else None."""
+        return self._bodies.get(schema_id)
+
+    async def event_schema(self, name: str, version: int) -> SubjectVersion:
+        """The live schema that event `name` version `version` resolves to (404xx when none)."""
+        key = (name, version)
+        hit = self._events.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        generation = self._generation
+        found = await self.store.by_event_version(name, version)
+        if found is None:
+            self._events.pop(key, None)
+            if not await self.store.subject_exists(name):
+                raise RegistryError(404, errors.UNKNOWN_EVENT, f"Unknown event '{name}'.")
+            raise RegistryError(404, errors.UNKNOWN_EVENT_VERSION, f"Event '{name}' has no version {version}.")
+        if generation == self._generation:
+            self._events[key] = (now + EVENT_SCHEMA_TTL, found)
+        return found
+
+    async def validate_envelope(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /validate`: (200, {"valid": true, ...}) or (422, every error with its JSON pointer)."""
+        try:
+            envelope = json.loads(raw)
+            if not isinstance(envelope, dict) or not isinstance(envelope.get("meta"), dict):
+                raise EnvelopeError("expected an object with a `meta` object")
+            name, version = identity(envelope)
+        except (ValueError, EnvelopeError) as exc:
+            raise RegistryError(422, errors.INVALID_ENVELOPE, f"Not an event envelope: {exc}") from exc
+        found = await self.event_schema(name, version)
+        compiled = self.compiled(found)
+        if compiled.is_valid(envelope):
+            return 200, {"valid": True, "schema_id": found.schema_id, "subject": name, "version": found.version}
+        issues = [i.as_dict() for i in compiled.issues(envelope)]
+        return 422, {"valid": False, "error_code": errors.ENVELOPE_DOES_NOT_MATCH, "schema_id": found.schema_id,
+                     "message": f"{len(issues)} error(s) against {name} v{version}", "errors": issues}
 
     def compiled(self, found: SubjectVersion) -> CompiledSchema:
         hit = self._compiled.get(found.schema_id)
@@ -157,6 +207,7 @@ class RegistryService:
                 f"({result.mode.value}, {result.policy.value}), details: {[f.message() for f in result.findings]}",
                 reasons=[f.as_dict() for f in result.findings])
         added = await self.store.add_version(subject, schema)
+        self._changed()
         log.info("registered %s version %d (id %d)", subject, added.version, added.schema_id)
         return Registered(added.schema_id, added.version, created=True)
 
@@ -178,6 +229,7 @@ class RegistryService:
                                     f"Subject '{subject}' Version {found.version} was not deleted first before "
                                     "being permanently deleted")
             await self.store.hard_delete(subject, found.version)
+            self._changed()
             self._forget(found.schema_id)
         else:
             if found.deleted:
@@ -185,6 +237,7 @@ class RegistryService:
                                     f"Subject '{subject}' Version {found.version} was soft deleted. "
                                     "Set permanent=true to delete permanently")
             await self.store.soft_delete(subject, found.version)
+            self._changed()
         return found.version
 
     async def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
@@ -197,6 +250,7 @@ class RegistryService:
                 raise RegistryError(404, errors.SUBJECT_NOT_SOFT_DELETED,
                                     f"Subject '{subject}' was not deleted first before being permanently deleted")
             versions = await self.store.hard_delete(subject, None)
+            self._changed()
             for v in all_versions:
                 self._forget(v.schema_id)
             await self.store.delete_config(subject)
@@ -204,7 +258,14 @@ class RegistryService:
         if not live:
             raise RegistryError(404, errors.SUBJECT_SOFT_DELETED,
                                 f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently")
-        return await self.store.soft_delete(subject, None)
+        deleted = await self.store.soft_delete(subject, None)
+        self._changed()
+        return deleted
+
+    def _changed(self) -> None:
+        """After a write: which schema an event version resolves to may have changed."""
+        self._generation += 1
+        self._events.clear()
 
     def _forget(self, schema_id: int) -> None:
         self._bodies.pop(schema_id, None)

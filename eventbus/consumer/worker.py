@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class WorkerSettings(CommonSettings):
     consumer_batch_max: int = 500
     #: how long a partial batch waits for more records: the latency price of batching at low load
     consumer_batch_within: float = 0.02
+    #: records queued per agent ahead of processing. Faust stops fetching a partition at 80% full and
+    #: resumes at 40%; with its default 4096 the queue ran dry between (measured: half the throughput)
+    consumer_stream_buffer: int = 16384
     #: Tansu holds a JoinGroup for about half the session timeout, and a dead member is noticed after
     #: the session timeout: both are failover time. Faust's 60 s default made joins take 30 s.
     consumer_session_timeout: float = 6.0
@@ -67,7 +70,7 @@ def to_raw(message: Any) -> RawMessage:
         timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
         key=message.key,
         value=message.value,
-        headers=[(k, v) for k, v in (message.headers or [])],
+        headers=list(message.headers or ()),
     )
 
 
@@ -89,6 +92,52 @@ async def wait_for_topics(settings: WorkerSettings, group: str, sources: list[To
             await asyncio.sleep(delay)
 
 
+async def take_batches(stream: Any, max_records: int, within: float) -> AsyncIterator[list[Any]]:
+    """The agent's events in batches of up to `max_records`, taken off its channel's queue in bulk.
+
+    Faust's `Stream.noack_take` spends several tasks and loop turns per event and stops taking while
+    a batch is processed, so a batch held what arrived in `within` after the previous one (measured:
+    ~70 records, ~3k/s). Here the conductor keeps filling the queue while a batch is processed, each
+    batch takes everything queued, and only a partial batch waits up to `within` for more. Per event
+    it does what iterating the stream does: one fetched before the current rebalance generation, or
+    while flow is stopped, is skipped without an ack (the consumer seeks back to the committed offset
+    and delivers it again); the others are tracked as unacked, so a rebalance waits for their ack.
+    """
+    app = stream.app
+    consumer = app.consumer
+    channel = aiter(stream.channel)  # subscribes to the topic, as iterating the stream does
+    queue = channel.queue
+
+    def keep(batch: list[Any], event: Any) -> None:
+        message = event.message
+        if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+            return
+        if not message.tracked:
+            message.tracked = True
+            consumer.track_message(message)
+        batch.append(event)
+
+    def take_queued(batch: list[Any]) -> None:
+        while len(batch) < max_records and not queue.empty():
+            keep(batch, queue.get_nowait())
+
+    try:
+        while True:
+            batch: list[Any] = []
+            try:
+                keep(batch, await queue.get())
+                take_queued(batch)
+                if within and len(batch) < max_records:
+                    await asyncio.sleep(within)
+                    take_queued(batch)
+            except StopAsyncIteration:  # thrown into the queue when the app stops, as a stream ends
+                return
+            if batch:
+                yield batch
+    finally:
+        channel.on_stop_iteration()
+
+
 def build_app(
     *,
     group: str,
@@ -108,6 +157,7 @@ def build_app(
         topic_disable_leader=True,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=settings.consumer_stream_buffer,
         broker_session_timeout=settings.consumer_session_timeout,
         broker_heartbeat_interval=settings.consumer_heartbeat_interval,
         broker_rebalance_timeout=settings.consumer_rebalance_timeout,
@@ -120,7 +170,7 @@ def build_app(
         topic = app.topic(spec.name, partitions=spec.partitions, key_serializer="raw", value_serializer="raw")
 
         async def agent(stream: Any) -> None:
-            async for batch in stream.noack_take(settings.consumer_batch_max, within=settings.consumer_batch_within):
+            async for batch in take_batches(stream, settings.consumer_batch_max, settings.consumer_batch_within):
                 await processor.process([to_raw(event.message) for event in batch])
                 for event in batch:
                     await stream.ack(event)
@@ -142,7 +192,8 @@ def build_app(
 
     @app.page("/metrics")
     async def metrics(view: web.View, _request: web.Request) -> web.Response:
-        return view.bytes(generate_latest(processor.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # as a header: aiohttp refuses a content_type argument that carries a charset (it answered 500)
+        return view.bytes(generate_latest(processor.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.timer(interval=3600.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def forget_old_event_ids() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -9,6 +10,7 @@ import asyncpg
 import pytest
 
 from eventbus.consumer.dlq import DeadLetterWriter, dlq_topic
+from eventbus.consumer.messages import Decoded
 from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
 from eventbus.db import plain_url
 from eventbus.topics import TopicSpec
@@ -93,3 +95,23 @@ async def test_poison_goes_to_the_dlq_and_later_good_records_are_applied(
     assert headers["dlq.error.class"].decode() == error_class
     assert headers["dlq.original.offset"] == str(poison.offset).encode()  # type: ignore[attr-defined]
     assert headers["dlq.consumer.group"] == group.encode()
+
+
+async def test_both_outcomes_interleaved_are_credited_by_one_statement_per_batch(
+        setup: tuple[BatchProcessor, str, str]) -> None:
+    processor, url, _ = setup
+    credit = processor.handlers["TaskCompleted"].apply
+    runs: list[list[str]] = []
+
+    async def counting(conn: asyncpg.Connection, events: list[Decoded]) -> int | None:
+        runs.append([e.event_name for e in events])
+        return await credit(conn, events)
+
+    for name in ("TaskCompleted", "TaskFailed"):  # both share one apply function, as the bonus handlers do
+        processor.handlers[name] = dataclasses.replace(processor.handlers[name], apply=counting)
+    creator = uuid.uuid4()
+    names = ["TaskCompleted", "TaskFailed", "TaskCompleted", "TaskCompleted", "TaskFailed"]
+    await processor.process([completed(uuid.uuid4(), creator, name=name) for name in names])
+    assert runs == [names]  # in order, in one run, not one statement per change of event name
+    ledger = await _rows(url, "SELECT outcome FROM ledger ORDER BY id")
+    assert [r["outcome"] for r in ledger] == ["completed", "failed", "completed", "completed", "failed"]

@@ -1,7 +1,13 @@
-"""Run one service's relay as a process: `serve(service, topics)` from the service's `relay` module."""
+"""Run one service's relay as a process: `serve(service, topics)` from the service's `relay` module.
+
+`python -m eventbus.outbox.main SERVICE TOPIC:PARTITIONS...` runs a relay for any outbox database
+(tests and operators): the database is `<SERVICE>_DATABASE_URL`, else DATABASE_URL's server with the
+database named like the service; the RELAY_* environment settings (RelaySettings) apply.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 from typing import Any
@@ -30,6 +36,7 @@ class RelaySettings(CommonSettings):
     relay_retention_hours: float = 24.0
     relay_cleanup_interval: float = 30.0
     relay_cleanup_batch: int = 5000
+    relay_vacuum_after_deleted: int = 50_000
     relay_idempotence: Idempotence = "auto"
 
     def config(self) -> RelayConfig:
@@ -46,6 +53,7 @@ class RelaySettings(CommonSettings):
             retention_s=self.relay_retention_hours * 3600,
             cleanup_interval=self.relay_cleanup_interval,
             cleanup_batch=self.relay_cleanup_batch,
+            vacuum_after_deleted=self.relay_vacuum_after_deleted,
             idempotence=self.relay_idempotence,
         )
 
@@ -84,3 +92,24 @@ def serve(service: str, topics: list[TopicSpec]) -> None:
     settings = RelaySettings()
     setup_logging(settings.log_level, f"{service}-relay")
     asyncio.run(_main(service, topics, settings))
+
+
+def _topic(spec: str) -> TopicSpec:
+    name, sep, partitions = spec.rpartition(":")
+    if not sep or not name or not partitions.isdigit() or int(partitions) < 1:
+        raise argparse.ArgumentTypeError(f"expected TOPIC:PARTITIONS, got {spec!r}")
+    return TopicSpec(name, int(partitions))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m eventbus.outbox.main", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("service", help="service name: picks the database and labels logs and metrics")
+    parser.add_argument("topics", nargs="+", type=_topic, metavar="TOPIC:PARTITIONS",
+                        help="topics the relay declares before producing")
+    args = parser.parse_args(argv)
+    serve(args.service, args.topics)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,8 @@ class RelayMetrics:
                                 ["service"], registry=self.registry).labels(**labels)
         self.deleted = Counter("outbox_retention_deleted", "Published rows deleted after the retention window",
                                ["service"], registry=self.registry).labels(**labels)
+        self.vacuums = Counter("outbox_vacuums", "VACUUMs of the outbox after retention deletes",
+                               ["service"], registry=self.registry).labels(**labels)
         self.batch_size = Histogram("outbox_batch_size", "Records per confirmed record batch", ["service"],
                                     buckets=(1, 5, 10, 50, 100, 500, 1000, 2500, 5000),
                                     registry=self.registry).labels(**labels)
@@ -32,6 +34,8 @@ class RelayMetrics:
                             ["service"], registry=self.registry).labels(**labels)
         self.db_errors = Counter("outbox_database_errors", "Database calls that failed",
                                  ["service"], registry=self.registry).labels(**labels)
+        self.errors = Counter("outbox_relay_errors", "Relay rounds that failed with an unexpected error",
+                              ["service"], registry=self.registry).labels(**labels)
 
     def set_breaker(self, state: BreakerState) -> None:
         self.breaker.set(int(state))

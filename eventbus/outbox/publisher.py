@@ -10,6 +10,7 @@ the stored murmur2 hash exactly as Kafka's default partitioner would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -103,10 +104,19 @@ class KafkaPublisher:
     async def _abandon(self, producer: AIOKafkaProducer) -> None:
         try:
             await asyncio.wait_for(producer.stop(), timeout=self.request_timeout)
+            return
         except (TimeoutError, KafkaError, OSError) as exc:
             log.warning("producer did not stop cleanly: %r", exc)
         except Exception as exc:  # a dead sender task re-raises its own error from stop()
             log.warning("producer did not stop cleanly: %r", exc)
+        # stop() waits for unsent batches to drain; against a hung broker it never gets past that, and
+        # cancelling it leaves the sender task and the connections running. Close them ourselves.
+        with contextlib.suppress(Exception):
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                await asyncio.wait_for(sender.close(), timeout=self.request_timeout)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.client.close(), timeout=self.request_timeout)
 
     async def reset(self) -> None:
         """Drop the producer (after a failure) so the next publish starts from a clean connection."""
@@ -130,9 +140,10 @@ class KafkaPublisher:
         outcome = PublishOutcome()
         try:
             await self.start()
+            counts = {topic: await self.partition_count(topic) for topic in {row.topic for row in rows}}
             groups: dict[tuple[str, int], list[OutboxRow]] = defaultdict(list)
             for row in rows:
-                groups[(row.topic, row.key_hash % await self.partition_count(row.topic))].append(row)
+                groups[(row.topic, row.key_hash % counts[row.topic])].append(row)
         except Exception as exc:  # broker unreachable: the relay's breaker decides what next
             outcome.error = exc
             return outcome

@@ -2,9 +2,11 @@
 
 Wake-up is LISTEN/NOTIFY (a trigger notifies on insert) with a fallback poll. Rows are marked
 published only after the broker confirmed them, so a relay killed mid-batch leaves them for the
-next owner to republish (duplicates possible, loss impossible). Broker failures go through
-exponential backoff with full jitter and a circuit breaker; database failures make the relay wait
-and resume, keeping broker-confirmed ids in memory until they can be marked.
+next owner to republish (duplicates possible, loss impossible). The mark of one round runs while the
+next round is fetched and sent (that fetch leaves the ids being marked out). Broker failures go through
+exponential backoff with full jitter and a circuit breaker; database failures make the relay wait and
+resume, keeping broker-confirmed ids in memory until they can be marked. Retention (deleting old
+published rows, then VACUUM) runs beside the publishing loop.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from eventbus.topics import TopicSpec, ensure_topics
 log = logging.getLogger(__name__)
 
 #: What the relay treats as "the database is unreachable right now": wait and retry, never crash.
+#: asyncpg raises InternalClientError ("cannot switch to state ...") when a connection dies under a pool
+#: release (seen when PostgreSQL crashed during a mark); the pool has already dropped that connection.
 DB_UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                  asyncpg.InternalClientError)
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class RelayConfig:
     cleanup_interval: float = 30.0
     cleanup_batch: int = 5000
     cleanup_max_batches: int = 20
+    #: VACUUM the outbox after this many rows were deleted (0: leave it to autovacuum). Every published
+    #: row leaves two dead tuples (the mark, the delete); autovacuum looks at a table at most once a
+    #: minute, and a busy outbox grows on disk without bound in between.
+    vacuum_after_deleted: int = 50_000
     idempotence: Idempotence = "auto"
 
     @property
@@ -106,10 +115,14 @@ class Relay:
         self.database_ok = False
         self.notifications = 0
         self._pending: list[int] = []  # broker-confirmed, not yet marked published
+        # The mark of the last round runs while the next round is fetched and sent (its ids are left out of
+        # that fetch); at most one mark is in flight, and it is awaited before any wait or heartbeat.
+        self._marking: asyncio.Task[None] | None = None
+        self._marking_ids: list[int] = []
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._next_heartbeat = 0.0
-        self._next_cleanup = 0.0
+        self.deleted_since_vacuum = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -117,19 +130,25 @@ class Relay:
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        housekeeping = asyncio.create_task(self._housekeeping(), name="outbox-retention")
         try:
             while not self._stop.is_set():
                 try:
                     await self._tick()
                 except DB_UNAVAILABLE as exc:
                     await self._database_down(exc)
+                except Exception as exc:
+                    # Nothing is marked before the broker confirmed it, so going on is safe; dying would
+                    # stop the outbox until someone restarts the process.
+                    await self._unexpected(exc)
         finally:
             listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            housekeeping.cancel()
+            await asyncio.gather(listener, housekeeping, return_exceptions=True)
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self._pending and self.pool is not None:
+        if (self._pending or self._marking is not None) and self.pool is not None:
             try:
                 await self._mark()
             except DB_UNAVAILABLE as exc:
@@ -147,35 +166,38 @@ class Relay:
     # -- one iteration ---------------------------------------------------------------------------
     async def _tick(self) -> None:
         if self.pool is None:
-            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=3, timeout=5,
+            # the round, the mark in flight and the retention cleanup each hold one connection at most
+            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, timeout=5,
                                                   command_timeout=30)
-        if self._pending:
+        if self._pending or (self._marking is not None and self._marking.done()):
             await self._mark()
         now = time.monotonic()
         if now >= self._next_heartbeat:
+            await self._mark()  # a partition given away must have nothing confirmed and unmarked
             await self._heartbeat()
             self._next_heartbeat = now + self.config.heartbeat_interval
-        if now >= self._next_cleanup:
-            await self._cleanup()
-            self._next_cleanup = now + self.config.cleanup_interval
         self.database_ok = True
         self.db_backoff.reset()
 
         if not self.leases.owned or self.leases.usable_for() < self.config.round_budget:
+            await self._mark()
             await self._idle(self.config.heartbeat_interval)
             return
         if not self.breaker.allow():
+            await self._mark()
             await self._sleep(max(0.05, min(self.breaker.retry_in(), self.config.heartbeat_interval)))
             return
         trial = self.breaker.state is BreakerState.HALF_OPEN
         limit = 1 if trial else self.config.batch_size
-        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit)
+        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_ids)
         if not rows:
             self.breaker.release_trial()
+            await self._mark()
             await self._idle(self.config.poll_interval)
             return
         await self._publish(rows)
         if len(rows) < limit:
+            await self._mark()
             await self._idle(self.config.poll_interval)
 
     async def _publish(self, rows: list[store.OutboxRow]) -> None:
@@ -191,8 +213,8 @@ class Relay:
         self.metrics.published.inc(len(outcome.confirmed))
         for size in outcome.batches:
             self.metrics.batch_size.observe(size)
-        if self._pending:
-            await self._mark()
+        await self._finish_marking()
+        self._start_marking()
         if outcome.error is None:
             self.breaker.record_success()
             self.backoff.reset()
@@ -214,14 +236,34 @@ class Relay:
         await self.publisher.reset()
         await self._sleep(delay)
 
-    async def _mark(self) -> None:
-        assert self.pool is not None
-        ids, self._pending = self._pending, []
+    def _start_marking(self) -> None:
+        assert self.pool is not None and self._marking is None
+        if self._pending:
+            self._marking_ids, self._pending = self._pending, []
+            self._marking = asyncio.create_task(store.mark_published(self.pool, self._marking_ids),
+                                                name="outbox-mark")
+
+    async def _finish_marking(self) -> None:
+        """Wait for the mark in flight; if it failed, its ids go back to `_pending` and its error is raised."""
+        task, self._marking = self._marking, None
+        if task is None:
+            return
         try:
-            await store.mark_published(self.pool, ids)
+            await asyncio.shield(task)
         except BaseException:
-            self._pending = ids + self._pending
+            if not task.done():  # we were cancelled, the mark goes on: settle it when it ends
+                self._marking = task
+                raise
+            self._pending = self._marking_ids + self._pending
+            self._marking_ids = []
             raise
+        self._marking_ids = []
+
+    async def _mark(self) -> None:
+        """Everything confirmed so far is marked published when this returns."""
+        await self._finish_marking()
+        self._start_marking()
+        await self._finish_marking()
 
     async def _heartbeat(self) -> None:
         assert self.pool is not None
@@ -232,13 +274,39 @@ class Relay:
         self.metrics.backlog.set(stats.size)
         self.metrics.oldest_age.set(stats.oldest_age)
 
+    async def _housekeeping(self) -> None:
+        """Retention, beside the publishing loop so that deleting and vacuuming never hold up a publish."""
+        backoff = Backoff(base=self.config.backoff_base, cap=self.config.backoff_cap)
+        while not self._stop.is_set():
+            try:
+                if self.pool is not None:
+                    await self._cleanup()
+                backoff.reset()
+                await self._sleep(self.config.cleanup_interval)
+            except DB_UNAVAILABLE as exc:
+                log.info("retention cleanup: database unavailable (%r)", exc)
+                await self._sleep(backoff.next_delay())
+            except Exception:
+                self.metrics.errors.inc()
+                log.exception("retention cleanup failed")
+                await self._sleep(max(backoff.next_delay(), self.config.cleanup_interval))
+
     async def _cleanup(self) -> None:
+        """Delete published rows older than the retention window in bounded batches; VACUUM now and then."""
         assert self.pool is not None
         for _ in range(self.config.cleanup_max_batches):
             deleted = await store.delete_published(self.pool, self.config.retention_s, self.config.cleanup_batch)
             self.metrics.deleted.inc(deleted)
+            self.deleted_since_vacuum += deleted
             if deleted < self.config.cleanup_batch:
-                return
+                break
+        threshold = self.config.vacuum_after_deleted
+        if threshold and self.deleted_since_vacuum >= threshold:
+            started = time.monotonic()
+            await store.vacuum(self.pool)
+            self.deleted_since_vacuum = 0
+            self.metrics.vacuums.inc()
+            log.info("vacuumed the outbox in %.2fs", time.monotonic() - started)
 
     async def _database_down(self, exc: BaseException) -> None:
         self.database_ok = False
@@ -249,6 +317,13 @@ class Relay:
         delay = self.db_backoff.next_delay()
         log.warning("%s; retrying in %.2fs (%d confirmed rows kept to mark)", self.last_error, delay,
                     len(self._pending))
+        await self._sleep(delay)
+
+    async def _unexpected(self, exc: BaseException) -> None:
+        self.metrics.errors.inc()
+        self.last_error = f"unexpected: {type(exc).__name__}: {exc}"[:500]
+        delay = self.db_backoff.next_delay()
+        log.exception("relay round failed unexpectedly; retrying in %.2fs", delay)
         await self._sleep(delay)
 
     # -- waiting ---------------------------------------------------------------------------------
@@ -280,6 +355,8 @@ class Relay:
                 await lost.wait()
             except DB_UNAVAILABLE as exc:
                 log.info("LISTEN connection unavailable (%r); polling until it is back", exc)
+            except Exception:
+                log.exception("LISTEN connection failed; polling until it is back")
             finally:
                 if conn is not None and not conn.is_closed():
                     conn.terminate()

@@ -11,7 +11,7 @@ import orjson
 _FETCH = """
 SELECT id, topic, message_key, key_hash, value, headers
 FROM outbox
-WHERE published_at IS NULL AND lease_partition = ANY($1::smallint[])
+WHERE published_at IS NULL AND lease_partition = ANY($1::smallint[]) AND id <> ALL($3::bigint[])
 ORDER BY id
 LIMIT $2
 """
@@ -48,13 +48,16 @@ class Backlog:
 
 
 def _row(record: asyncpg.Record) -> OutboxRow:
-    headers = [(k, v.encode()) for k, v in orjson.loads(record["headers"])]
-    return OutboxRow(record["id"], record["topic"], record["message_key"].encode(), record["key_hash"],
-                     record["value"], headers)
+    id_, topic, key, key_hash, value, headers = record
+    return OutboxRow(id_, topic, key.encode(), key_hash, value, [(k, v.encode()) for k, v in orjson.loads(headers)])
 
 
-async def fetch_unpublished(pool: asyncpg.Pool, partitions: list[int], limit: int) -> list[OutboxRow]:
-    records = await pool.fetch(_FETCH, partitions, limit)
+async def fetch_unpublished(pool: asyncpg.Pool, partitions: list[int], limit: int,
+                            exclude: list[int] | None = None) -> list[OutboxRow]:
+    """The oldest unpublished rows of the lease partitions, in id order, but for `exclude` (being marked).
+
+    No cursor: a row that commits late with a lower id is simply found by the next fetch."""
+    records = await pool.fetch(_FETCH, partitions, limit, exclude or [])
     return [_row(r) for r in records]
 
 
@@ -65,6 +68,11 @@ async def mark_published(pool: asyncpg.Pool, ids: list[int]) -> None:
 async def delete_published(pool: asyncpg.Pool, older_than_s: float, batch: int) -> int:
     status: str = await pool.execute(_CLEAN, older_than_s, batch)
     return int(status.split()[-1])
+
+
+async def vacuum(pool: asyncpg.Pool) -> None:
+    """Make the space of deleted rows reusable (plain VACUUM: no exclusive lock, inserts and marks go on)."""
+    await pool.execute("VACUUM outbox", timeout=600)
 
 
 async def backlog(pool: asyncpg.Pool) -> Backlog:

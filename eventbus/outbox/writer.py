@@ -48,6 +48,11 @@ def lease_partition(hash_: int) -> int:
     return hash_ % LEASE_PARTITIONS
 
 
+def lock_key(topic: str, key: str, hash_: int | None = None) -> int:
+    """The transaction-scoped advisory lock that serializes inserts for one (topic, key)."""
+    return (zlib.crc32(topic.encode()) << 31) | (key_hash(key) if hash_ is None else hash_)
+
+
 _INSERT = text(
     """
     INSERT INTO outbox (event_id, topic, message_key, key_hash, lease_partition,
@@ -80,23 +85,24 @@ class OutboxWriter:
         _, issues = await self.schemas.validate(envelope)
         if issues:
             raise EventRejected(event_name, event_version, issues)
-        route = self.routes[event_name]
-        key = str(payload[route.key_field])
-        hash_ = key_hash(key)
-        headers = [[k, v.decode()] for k, v in kafka_headers(envelope["meta"])]
-        await conn.execute(
-            _INSERT,
-            {
-                "event_id": uuid.UUID(envelope["meta"]["event_id"]),
-                "topic": route.topic,
-                "message_key": key,
-                "key_hash": hash_,
-                "lease_partition": lease_partition(hash_),
-                "event_name": event_name,
-                "event_version": event_version,
-                "value": encode(envelope),
-                "headers": orjson.dumps(headers).decode(),
-                "lock_key": (zlib.crc32(route.topic.encode()) << 31) | hash_,
-            },
-        )
+        await conn.execute(_INSERT, self.row(envelope))
         return envelope
+
+    def row(self, envelope: Envelope) -> dict[str, Any]:
+        """The outbox row of an envelope, as `add` inserts it (plus the advisory `lock_key`)."""
+        meta = envelope["meta"]
+        route = self.routes[meta["event_name"]]
+        key = str(envelope["payload"][route.key_field])
+        hash_ = key_hash(key)
+        return {
+            "event_id": uuid.UUID(meta["event_id"]),
+            "topic": route.topic,
+            "message_key": key,
+            "key_hash": hash_,
+            "lease_partition": lease_partition(hash_),
+            "event_name": meta["event_name"],
+            "event_version": meta["event_version"],
+            "value": encode(envelope),
+            "headers": orjson.dumps([[k, v.decode()] for k, v in kafka_headers(meta)]).decode(),
+            "lock_key": lock_key(route.topic, key, hash_),
+        }

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventbus.db import plain_url
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox.relay import Relay, RelayConfig
+from eventbus.outbox.writer import key_hash
 from eventbus.topics import TopicSpec
 from registry.client import SchemaClient
 
@@ -62,3 +68,120 @@ async def running_relay(url: str, bootstrap: str, topic: TopicSpec, config: Rela
     finally:
         relay.stop()
         await asyncio.wait_for(task, 30)
+
+
+# -- bulk backlogs, reading a whole topic, and the order/completeness check the fault tests share ---------------
+
+COLUMNS = ("event_id", "topic", "message_key", "key_hash", "lease_partition", "event_name", "event_version",
+           "value", "headers")
+
+
+def backlog_rows(w: OutboxWriter, keyed: list[tuple[str, int]]) -> tuple[list[tuple[object, ...]], list[str]]:
+    """Outbox rows exactly as `OutboxWriter.add` would insert them, for (task_id, seq) pairs, and their event ids.
+
+    No schema validation (the payloads are the same shape `payload` makes for the writer tests)."""
+    rows: list[tuple[object, ...]] = []
+    ids: list[str] = []
+    for task_id, seq in keyed:
+        envelope = w.envelope(EVENT, 0, payload(task_id, seq))
+        row = w.row(envelope)
+        rows.append(tuple(row[c] for c in COLUMNS))
+        ids.append(str(envelope["meta"]["event_id"]))
+    return rows, ids
+
+
+async def bulk_insert(url: str, rows: list[tuple[object, ...]], chunk: int = 50_000) -> None:
+    """COPY the rows into the outbox (ids follow the list order; the NOTIFY trigger fires per statement)."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        for start in range(0, len(rows), chunk):
+            await conn.copy_records_to_table("outbox", records=rows[start:start + chunk], columns=COLUMNS)
+    finally:
+        await conn.close()
+
+
+async def published(url: str) -> int:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"))
+    finally:
+        await conn.close()
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of `topic` up to its end as of now, in (partition, offset) order.
+
+    Tansu 0.6 answers ListOffsets(latest) with the last record batch's *base* offset + 1, not the log end
+    offset, so `end_offsets` is only a lower bound here; the high watermark in fetch responses is right."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        at_least = await consumer.end_offsets(parts)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = {}
+            for tp in parts:
+                highwater = consumer.highwater(tp)
+                position = await consumer.position(tp)
+                if at_least[tp] > 0 and (highwater is None or position < max(highwater, at_least[tp])):
+                    behind[tp.partition] = (position, highwater, at_least[tp])
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read {len(records)} records of {topic} in {timeout}s; "
+                                     f"behind (position, high watermark, end offset): {behind}")
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(recs)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(100):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+    raise AssertionError(f"topic {topic} has no partitions")
+
+
+def event_id_of(record: ConsumerRecord) -> str:
+    return str(dict(record.headers)["event_id"].decode())
+
+
+@dataclass
+class TopicCheck:
+    records: int
+    distinct: int
+    duplicates: int
+
+
+def check_topic(records: list[ConsumerRecord], expected: dict[str, list[str]], partitions: int) -> TopicCheck:
+    """Assert that every expected event arrived and that, per key, first appearances follow `expected`.
+
+    `expected[key]` lists the key's event ids in commit order. Duplicates are allowed (at-least-once), but
+    dropping them must leave each key's events exactly in commit order, all on the key's Kafka partition."""
+    by_key: dict[str, list[str]] = defaultdict(list)
+    seen: set[str] = set()
+    for record in records:  # (partition, offset) order; one key lives in one partition
+        event_id = event_id_of(record)
+        key = record.key.decode()
+        assert record.partition == key_hash(key) % partitions, f"key {key} on partition {record.partition}"
+        if event_id not in seen:
+            seen.add(event_id)
+            by_key[key].append(event_id)
+    wanted = {e for ids in expected.values() for e in ids}
+    missing = wanted - seen
+    assert not missing, f"{len(missing)} of {len(wanted)} committed events never reached the topic"
+    assert seen <= wanted, f"{len(seen - wanted)} events on the topic were never committed"
+    for key, ids in expected.items():
+        if by_key[key] != ids:
+            position = {e: i for i, e in enumerate(ids)}
+            got = [position[e] for e in by_key[key]]
+            raise AssertionError(f"key {key}: events arrived in commit positions {got}, expected 0..{len(ids) - 1}")
+    return TopicCheck(len(records), len(seen), len(records) - len(seen))

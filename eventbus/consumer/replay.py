@@ -165,13 +165,16 @@ async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO |
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=1000)
             for tp, recs in batch.items():
+                # Tansu 0.6 answers ListOffsets(latest) with the last batch's base offset + 1, short of the
+                # log's end when that batch holds several records; a fetch's high watermark is right.
+                ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
                 for r in recs:
                     if r.offset < ends[tp]:
                         records.append(DlqRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value,
                                                  list(r.headers or [])))
                 bar.update(len(records))
             for tp in list(todo):
-                if await consumer.position(tp) >= ends[tp]:
+                if tp in batch and await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)
         bar.done()
         return sorted(records, key=lambda r: (r.topic, r.partition, r.offset))

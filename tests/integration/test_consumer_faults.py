@@ -280,3 +280,21 @@ async def _source_records(bootstrap: str, topic: str, count: int = 0) -> list[Co
 def test_the_cli_names_the_fix_when_the_broker_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--bootstrap", "127.0.0.1:9", "list"]) == 2
     assert "is the stack running?" in capsys.readouterr().err
+
+
+async def test_reading_a_dlq_gets_every_record_of_multi_record_batches(bootstrap: str,
+                                                                       unique: Callable[[str], str]) -> None:
+    """Records produced in one batch (Tansu's ListOffsets(latest) under-reports the end of such logs)."""
+    from aiokafka import AIOKafkaProducer
+
+    topic = unique("dlq.batched")
+    await make_topics(bootstrap, TopicSpec(topic, 1))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value=str(i).encode(), partition=0) for i in range(25)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    records = await read_records(bootstrap, [topic])
+    assert [r.value for r in records] == [str(i).encode() for i in range(25)]

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -59,3 +60,13 @@ async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], *, t
         return [s.name for s in missing]
     finally:
         await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str, *, attempts: int = 100) -> set[int]:
+    """The partition numbers of `topic`, refreshing the consumer's metadata until they are known."""
+    for _ in range(attempts):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+    raise LookupError(f"topic {topic} has no partitions: it does not exist (declare it first)")

@@ -48,6 +48,7 @@ from eventbus.consumer.dlq import (
 from eventbus.db import database_url_for, plain_url
 from eventbus.envelope import H_EVENT_ID
 from eventbus.settings import CommonSettings
+from eventbus.topics import partitions_of
 
 DEFAULT_MAX_REPLAYS = 3
 H_REPLAY_ID = "dlq.replay.id"
@@ -147,13 +148,11 @@ async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO |
     try:
         partitions: list[TopicPartition] = []
         for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
+            try:
+                parts = await partitions_of(consumer, topic, attempts=5)
+            except LookupError:
+                raise ReplayError(f"no topic {topic} on {bootstrap}; `dlq-list` shows the DLQ topics") from None
             partitions += [TopicPartition(topic, p) for p in sorted(parts)]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

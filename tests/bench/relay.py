@@ -49,7 +49,7 @@ from eventbus.outbox import writer as outbox_writer
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.outbox.writer import lock_key
 from eventbus.settings import REPO_ROOT
-from eventbus.topics import TopicSpec, ensure_topics
+from eventbus.topics import TopicSpec, ensure_topics, partitions_of
 from registry.client import SchemaClient
 from tests.integration.outbox_helpers import COLUMNS, EVENT, check_topic, payload, read_all
 from tests.waiting import eventually, free_port
@@ -181,13 +181,6 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        await consumer._client.force_metadata_update()
-    raise RuntimeError(f"topic {topic} has no partitions")
 
 
 async def all_marked(conn: asyncpg.Connection) -> bool:

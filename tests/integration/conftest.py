@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from eventbus.migrate import upgrade
 from eventbus.stack.broker import TansuBroker
 from eventbus.stack.postgres import EmbeddedPostgres
-from eventbus.topics import TopicSpec, ensure_topics
+from eventbus.topics import TopicSpec, ensure_topics, partitions_of
 from registry.client import SchemaClient
 from tests.waiting import eventually_sync, free_port
 
@@ -83,7 +83,7 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        partitions = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord] = []
@@ -100,13 +100,6 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 20
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        await consumer._client.force_metadata_update()
-    raise AssertionError(f"topic {topic} has no partitions")
 
 
 @pytest.fixture

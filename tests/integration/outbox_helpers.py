@@ -19,7 +19,7 @@ from eventbus.db import plain_url
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.outbox.writer import key_hash
-from eventbus.topics import TopicSpec
+from eventbus.topics import TopicSpec, partitions_of
 from registry.client import SchemaClient
 
 EVENT = "TaskCompleted"
@@ -116,7 +116,7 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Co
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
+        parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         at_least = await consumer.end_offsets(parts)
@@ -141,13 +141,6 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Co
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        await consumer._client.force_metadata_update()
-    raise AssertionError(f"topic {topic} has no partitions")
 
 
 def event_id_of(record: ConsumerRecord) -> str:

@@ -298,3 +298,9 @@ async def test_reading_a_dlq_gets_every_record_of_multi_record_batches(bootstrap
         await producer.stop()
     records = await read_records(bootstrap, [topic])
     assert [r.value for r in records] == [str(i).encode() for i in range(25)]
+
+
+def test_showing_a_record_of_a_missing_topic_names_the_fix(bootstrap: str, unique: Callable[[str], str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--bootstrap", bootstrap, "show", unique("dlq.nothing-here"), "0", "0"]) == 2
+    assert "`dlq-list`" in capsys.readouterr().err

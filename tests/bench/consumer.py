@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
 import os
@@ -36,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,18 +55,14 @@ from registry.client import SchemaClient
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from services.topology import TASK_RESULTS
+from tests.bench.common import say, stack
 from tests.bench.consumer_traffic import Record, Traffic, make_traffic, produce, seed_database, with_redeliveries
 from tests.bench.consumer_worker import Launch, run_worker
-from tests.waiting import free_port
 
 GOAL = 5_000  # applied events/s on the 2-core reference machine
 RULE = CreditRule()
 VARIANTS = ("raw", "decode", "processor", "faust-noop", "worker", "per-event", "duplicates")
-_T0 = time.perf_counter()
 
-
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -109,29 +104,6 @@ class Run:
 
 
 # -- the stack ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def stack(workdir: Path) -> Iterator[tuple[str, str]]:
-    """(server URL, bootstrap servers): the environment's, or embedded ones started here."""
-    from eventbus.stack.broker import TansuBroker
-    from eventbus.stack.postgres import EmbeddedPostgres
-
-    server_url, bootstrap = os.environ.get("DATABASE_URL"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    pg = broker = None
-    try:
-        if not server_url:
-            pg = EmbeddedPostgres(workdir / "pg" / "data", free_port())
-            server_url = pg.start()
-            say(f"embedded PostgreSQL on {server_url}")
-        if not bootstrap:
-            broker = TansuBroker(free_port(), workdir / "tansu.log")
-            bootstrap = broker.start()
-            say(f"embedded Tansu on {bootstrap}")
-        yield server_url, bootstrap
-    finally:
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
 
 
 async def new_database(run: Run, variant: str) -> str:

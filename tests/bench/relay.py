@@ -34,7 +34,6 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,17 +50,14 @@ from eventbus.outbox.writer import lock_key
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec, ensure_topics, partitions_of
 from registry.client import SchemaClient
+from tests.bench.common import say, stack
 from tests.integration.outbox_helpers import COLUMNS, EVENT, check_topic, payload, read_all
 from tests.waiting import eventually, free_port
 
 GOAL_RATIO = 0.6
 GOAL_IDLE_P99_MS = 50.0
 PHASES = ("throughput", "latency", "soak")
-_T0 = time.perf_counter()
 
-
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -86,29 +82,6 @@ class Run:
 
 
 # -- the stack and the data ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def stack(workdir: Path) -> Iterator[tuple[str, str]]:
-    """(server URL, bootstrap servers): the environment's, or embedded ones started here."""
-    from eventbus.stack.broker import TansuBroker
-    from eventbus.stack.postgres import EmbeddedPostgres
-
-    server_url, bootstrap = os.environ.get("DATABASE_URL"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    pg = broker = None
-    try:
-        if not server_url:
-            pg = EmbeddedPostgres(workdir / "pg" / "data", free_port())
-            server_url = pg.start()
-            say(f"embedded PostgreSQL on {server_url}")
-        if not bootstrap:
-            broker = TansuBroker(free_port(), workdir / "tansu.log")
-            bootstrap = broker.start()
-            say(f"embedded Tansu on {bootstrap}")
-        yield server_url, bootstrap
-    finally:
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
 
 
 async def new_database(run: Run, phase: str) -> str:

@@ -45,8 +45,9 @@ from eventbus.consumer.dlq import (
     PREFIX,
     parking_topic,
 )
+from eventbus.consumer.messages import RawMessage
 from eventbus.db import database_url_for, plain_url
-from eventbus.envelope import H_EVENT_ID
+from eventbus.envelope import H_EVENT_ID, header_value
 from eventbus.settings import CommonSettings
 from eventbus.topics import partitions_of
 
@@ -60,21 +61,12 @@ class ReplayError(Exception):
 
 
 # -- reading DLQ topics ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DlqRecord:
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
+@dataclass(frozen=True, slots=True)
+class DlqRecord(RawMessage):
+    """A record read from a DLQ topic, with what its `dlq.*` headers say."""
 
     def header(self, name: str) -> str | None:
-        for k, v in reversed(self.headers):
-            if k == name:
-                return v.decode("utf-8", "replace")
-        return None
+        return header_value(self.headers, name)
 
     @property
     def ref(self) -> str:

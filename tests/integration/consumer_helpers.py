@@ -25,15 +25,18 @@ def event_record(topic: str, name: str, version: int, payload: dict[str, Any], *
 
 
 def completed(task_id: uuid.UUID, creator_id: uuid.UUID, *, name: str = "TaskCompleted",
-              event_id: uuid.UUID | None = None, topic: str = "hiring.task-results") -> RawMessage:
+              event_id: uuid.UUID | None = None, topic: str = "hiring.task-results", partition: int = 0,
+              candidate_id: uuid.UUID | None = None) -> RawMessage:
     return event_record(topic, name, 0, {"task_id": str(task_id), "creator_id": str(creator_id),
-                                          "candidate_id": str(uuid.uuid4())}, event_id=event_id)
+                                          "candidate_id": str(candidate_id or uuid.uuid4())},
+                        event_id=event_id, partition=partition)
 
 
-def manager(manager_id: uuid.UUID, version: int = 0, topic: str = "management.managers") -> RawMessage:
+def manager(manager_id: uuid.UUID, version: int = 0, topic: str = "management.managers",
+            partition: int = 0) -> RawMessage:
     payload: dict[str, Any] = {"manager_id": str(manager_id), "account_id": "acc"}
     if version < 2:
         payload |= {"first_name": "Ada", "last_name": "Lovelace"}
     if version >= 1:
         payload["username"] = "ada.l"
-    return event_record(topic, "ManagerCreated", version, payload)
+    return event_record(topic, "ManagerCreated", version, payload, partition=partition)

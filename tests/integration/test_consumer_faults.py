@@ -41,6 +41,15 @@ async def _rows(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _consumer_setup(url: str, bootstrap: str, unique: Callable[[str], str],
+                          source: str) -> tuple[str, str, str]:
+    """(database URL, a fresh group, a fresh source topic) with the topic and its DLQ and parking topics."""
+    group, topic = unique("bonus"), unique(source)
+    await make_topics(bootstrap, *(TopicSpec(name, 4) for name in (topic, dlq_topic(group, topic),
+                                                                   parking_topic(group, topic))))
+    return url, group, topic
+
+
 def _processor(url: str, group: str, bootstrap: str, schemas: SchemaClient, hs: list[Handler],
                config: ProcessorConfig = FAST) -> BatchProcessor:
     return BatchProcessor(group=group, dsn=plain_url(url), schemas=schemas, handlers=hs,
@@ -80,25 +89,20 @@ def _failing_on_marked(real: Handler, error: Exception) -> Callable[..., object]
 async def test_each_poison_kind_is_dead_lettered_and_later_records_on_the_partition_apply(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient, unique: Callable[[str], str],
         kind: str, error_class: str, attempts: str) -> None:
-    url, group, topic = make_database("bonus"), unique("bonus"), unique("results")
-    await make_topics(bootstrap, TopicSpec(dlq_topic(group, topic), 4))
+    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "results")
     creator, poison_task = uuid.uuid4(), uuid.uuid4()
     hs = handlers(RULE, manager_created_versions=frozenset({0, 1}))
     poison: RawMessage
     if kind == "tombstone":
         poison = record(topic, None, partition=2)
     elif kind == "unsupported-version":
-        poison = manager(uuid.uuid4(), version=2, topic=topic)
-        poison = RawMessage(topic, 2, poison.offset, poison.timestamp_ms, poison.key, poison.value, poison.headers)
+        poison = manager(uuid.uuid4(), version=2, topic=topic, partition=2)
     else:
         [credit] = [h for h in hs if h.event_name == "TaskCompleted"]
         error = KeyError("rating") if kind == "known-bug" else Flaky("something nobody classified")
         hs = _with(hs, "TaskCompleted", _failing_on_marked(credit, error))
-        bad = completed(poison_task, creator, topic=topic)
-        value = bad.value.replace(str(bad_candidate(bad)).encode(), str(uuid.UUID(int=7)).encode())  # type: ignore[union-attr]
-        poison = RawMessage(topic, 2, bad.offset, bad.timestamp_ms, bad.key, value, bad.headers)
-    good = [completed(uuid.uuid4(), creator, topic=topic) for _ in range(3)]
-    good = [RawMessage(topic, 2, g.offset, g.timestamp_ms, g.key, g.value, g.headers) for g in good]
+        poison = completed(poison_task, creator, topic=topic, partition=2, candidate_id=uuid.UUID(int=7))  # marked
+    good = [completed(uuid.uuid4(), creator, topic=topic, partition=2) for _ in range(3)]
     processor = _processor(url, group, bootstrap, schemas, hs)
     try:
         await processor.process([good[0], poison, *good[1:]])  # one batch, the poison in the middle
@@ -119,10 +123,6 @@ async def test_each_poison_kind_is_dead_lettered_and_later_records_on_the_partit
         assert (k, v) in dead.headers
 
 
-def bad_candidate(message: RawMessage) -> str:
-    import json
-    return str(json.loads(message.value or b"")["payload"]["candidate_id"])
-
 
 # -- database outage ----------------------------------------------------------------------------------------
 @pytest.fixture
@@ -136,9 +136,8 @@ def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 async def test_database_outage_blocks_the_consumer_then_it_resumes_with_nothing_dead_lettered(
         private_pg: EmbeddedPostgres, bootstrap: str, schemas: SchemaClient, unique: Callable[[str], str]) -> None:
     with ThreadPoolExecutor(1) as pool:
-        url = pool.submit(upgrade, "bonus", private_pg.url, database="bonus").result()
-    group, topic = unique("bonus"), unique("results")
-    await make_topics(bootstrap, TopicSpec(dlq_topic(group, topic), 4))
+        migrated = pool.submit(upgrade, "bonus", private_pg.url, database="bonus").result()
+    url, group, topic = await _consumer_setup(migrated, bootstrap, unique, "results")
     creator = uuid.uuid4()
     processor = _processor(url, group, bootstrap, schemas, handlers(RULE))
     try:
@@ -167,12 +166,9 @@ async def test_database_outage_blocks_the_consumer_then_it_resumes_with_nothing_
 async def test_replay_after_the_fix_applies_once_and_replaying_again_is_still_once(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient,
         unique: Callable[[str], str]) -> None:
-    url, group, topic = make_database("bonus"), unique("bonus"), unique("managers")
-    await make_topics(bootstrap, TopicSpec(topic, 4), TopicSpec(dlq_topic(group, topic), 4),
-                      TopicSpec(parking_topic(group, topic), 4))
+    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "managers")
     v2_manager, v1_manager = uuid.uuid4(), uuid.uuid4()
-    v2 = manager(v2_manager, version=2, topic=topic)
-    v2 = RawMessage(topic, 1, v2.offset, v2.timestamp_ms, v2.key, v2.value, v2.headers)
+    v2 = manager(v2_manager, version=2, topic=topic, partition=1)
     before_fix = _processor(url, group, bootstrap, schemas, handlers(RULE, manager_created_versions=frozenset({0, 1})))
     try:
         await before_fix.process([v2, manager(v1_manager, version=1, topic=topic)])
@@ -223,9 +219,7 @@ async def test_replay_after_the_fix_applies_once_and_replaying_again_is_still_on
 async def test_a_record_that_keeps_failing_is_parked_after_max_replays(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient,
         unique: Callable[[str], str]) -> None:
-    url, group, topic = make_database("bonus"), unique("bonus"), unique("managers")
-    await make_topics(bootstrap, TopicSpec(topic, 4), TopicSpec(dlq_topic(group, topic), 4),
-                      TopicSpec(parking_topic(group, topic), 4))
+    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "managers")
     never_fixed = handlers(RULE, manager_created_versions=frozenset({0}))
     processor = _processor(url, group, bootstrap, schemas, never_fixed)
     poison = manager(uuid.uuid4(), version=1, topic=topic)
@@ -249,8 +243,7 @@ async def test_a_record_that_keeps_failing_is_parked_after_max_replays(
 
 async def test_filters_and_the_target_allowlist(make_database: Callable[[str], str], bootstrap: str,
                                                schemas: SchemaClient, unique: Callable[[str], str]) -> None:
-    url, group, topic = make_database("bonus"), unique("bonus"), unique("results")
-    await make_topics(bootstrap, TopicSpec(topic, 4), TopicSpec(dlq_topic(group, topic), 4))
+    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "results")
     processor = _processor(url, group, bootstrap, schemas, handlers(RULE))
     try:
         await processor.process([record(topic, b"not json", key=b"k1"), record(topic, None, key=b"k2")])

@@ -108,6 +108,17 @@ def _keyed_backlog(keys: list[str], count: int, rng: random.Random) -> list[tupl
     return pairs
 
 
+async def _backlog(url: str, bootstrap: str, schemas: SchemaClient, topic: TopicSpec, *, keys: int,
+                   count: int) -> tuple[int, dict[str, list[str]]]:
+    """Declare `topic` and COPY a backlog of `count` events on `keys` random keys into the outbox; return the
+    count and the event ids each key must show on the topic, in order."""
+    await make_topics(bootstrap, topic)
+    pairs = _keyed_backlog([str(uuid.uuid4()) for _ in range(keys)], count, random.Random())
+    rows, ids = backlog_rows(writer(topic.name, schemas), pairs)
+    await bulk_insert(url, rows)
+    return len(rows), _expected(pairs, ids)
+
+
 def _expected(pairs: list[tuple[str, int]], ids: list[str]) -> dict[str, list[str]]:
     expected: dict[str, list[str]] = defaultdict(list)
     for (key, _), event_id in zip(pairs, ids, strict=True):
@@ -360,12 +371,7 @@ async def test_network_partition_loses_no_in_flight_batch_and_refused_connection
     bootstrap = f"127.0.0.1:{link.port}"
     url = make_database("management")
     topic = TopicSpec(unique("faults-link"), 3)
-    await make_topics(bootstrap, topic)
-    w = writer(topic.name, schemas)
-    rng = random.Random()
-    pairs = _keyed_backlog([str(uuid.uuid4()) for _ in range(20)], 5_000, rng)
-    rows, ids = backlog_rows(w, pairs)
-    await bulk_insert(url, rows)
+    total, expected = await _backlog(url, bootstrap, schemas, topic, keys=20, count=5_000)
 
     async with running_relay(url, bootstrap, topic, config=replace(FAST, batch_size=100)) as relay:
         await eventually(lambda: _at_least(relay, 500), timeout=20, what="the relay to be mid-drain")
@@ -394,8 +400,8 @@ async def test_network_partition_loses_no_in_flight_batch_and_refused_connection
         assert relay.breaker.state is BreakerState.CLOSED
         assert _sample(relay, "outbox_relay_errors_total") == 0
         records = await read_all(bootstrap, topic.name)
-    result = check_topic(records, _expected(pairs, ids), topic.partitions)
-    assert result.distinct == len(rows)
+    result = check_topic(records, expected, topic.partitions)
+    assert result.distinct == total
 
 
 async def _opened(relay: Relay, times: int = 1) -> bool:
@@ -442,12 +448,9 @@ async def test_relay_process_killed_mid_drain_loses_nothing(
         unique: Callable[[str], str], tmp_path: Path) -> None:
     url = make_database("management")
     topic = TopicSpec(unique("faults-kill"), 3)
-    await make_topics(bootstrap, topic)
-    w = writer(topic.name, schemas)
+    # big enough that the relay cannot drain it between two looks (the freeze below is a race it must win)
+    total, expected = await _backlog(url, bootstrap, schemas, topic, keys=40, count=60_000)
     rng = random.Random()
-    pairs = _keyed_backlog([str(uuid.uuid4()) for _ in range(40)], 20_000, rng)
-    rows, ids = backlog_rows(w, pairs)
-    await bulk_insert(url, rows)
     log = tmp_path / "relay.log"
 
     first = _relay_process(url, bootstrap, topic, log)
@@ -478,7 +481,7 @@ async def test_relay_process_killed_mid_drain_loses_nothing(
             assert first.poll() is None, f"the relay exited with {first.returncode}; see {log}"
             lower = await on_topic()  # first: it only grows, so lower > marked means unmarked records now
             done = await marked()
-            assert done < len(rows), "the relay drained everything before it could be caught mid-batch"
+            assert done < total, "the relay drained everything before it could be caught mid-batch"
             if done < 1_000 or (lower <= done and rng.random() > 0.2):
                 return False
             attempts += 1
@@ -499,7 +502,7 @@ async def test_relay_process_killed_mid_drain_loses_nothing(
         _stop(first)
         await ends.stop()
         await conn.close()
-    assert marked_at_kill < len(rows), "the relay finished before it was killed; the test proves nothing"
+    assert marked_at_kill < total, "the relay finished before it was killed; the test proves nothing"
     assert on_topic_at_kill > marked_at_kill, "the relay was not killed mid-batch"
     print(f"killed after {attempts} freezes with {marked_at_kill} rows marked and {on_topic_at_kill} records on "
           f"the topic ({on_topic_at_kill - marked_at_kill} published, not marked)")
@@ -516,9 +519,9 @@ async def test_relay_process_killed_mid_drain_loses_nothing(
     finally:
         assert _stop(second) == 0, f"the new relay did not stop cleanly; see {log}"
     records = await read_all(bootstrap, topic.name)
-    result = check_topic(records, _expected(pairs, ids), topic.partitions)
-    assert result.distinct == len(rows)
-    assert await published(url) == len(rows)
+    result = check_topic(records, expected, topic.partitions)
+    assert result.distinct == total
+    assert await published(url) == total
 
 
 # -- d. the database goes down mid-drain; the relay waits and resumes by itself -----------------------------------
@@ -528,24 +531,20 @@ async def test_database_down_mid_drain_relay_resumes_by_itself(
         unique: Callable[[str], str]) -> None:
     url = await asyncio.to_thread(_migrate, private_pg.url)
     topic = TopicSpec(unique("faults-db"), 3)
-    await make_topics(bootstrap, topic)
-    w = writer(topic.name, schemas)
-    pairs = _keyed_backlog([str(uuid.uuid4()) for _ in range(20)], 20_000, random.Random())
-    rows, ids = backlog_rows(w, pairs)
-    await bulk_insert(url, rows)
+    total, expected = await _backlog(url, bootstrap, schemas, topic, keys=20, count=20_000)
     config = replace(FAST, batch_size=200)
 
     async with running_relay(url, bootstrap, topic, config=config) as relay:
         await eventually(lambda: _at_least(relay, 1_000), timeout=30, what="the relay to be mid-drain")
         await asyncio.to_thread(private_pg.kill)  # a crash: no shutdown, the relay's connections just die
         confirmed_at_crash = relay.published_total
-        assert confirmed_at_crash < len(rows), "the relay finished before the crash; the test proves nothing"
+        assert confirmed_at_crash < total, "the relay finished before the crash; the test proves nothing"
 
         async def noticed() -> bool:
             return not relay.database_ok and _sample(relay, "outbox_database_errors_total") >= 3
 
         await eventually(noticed, timeout=20, what="the relay to notice the database is down and retry")
-        assert relay.published_total < len(rows)
+        assert relay.published_total < total
         await asyncio.to_thread(private_pg.start)
 
         await eventually(lambda: _all_published(url), timeout=40, interval=0.2,
@@ -553,8 +552,8 @@ async def test_database_down_mid_drain_relay_resumes_by_itself(
         assert relay.database_ok
         assert _sample(relay, "outbox_relay_errors_total") == 0, relay.last_error
         records = await read_all(bootstrap, topic.name)
-    result = check_topic(records, _expected(pairs, ids), topic.partitions)
-    assert result.distinct == len(rows)
+    result = check_topic(records, expected, topic.partitions)
+    assert result.distinct == total
     # it kept its place: rows the broker confirmed before the crash were marked afterwards, not sent again
     assert result.duplicates == 0, f"{result.duplicates} events were published twice"
 

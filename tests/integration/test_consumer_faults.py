@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from eventbus.consumer.dlq import DeadLetterWriter, dlq_topic, parking_topic
 from eventbus.consumer.messages import Decoded, RawMessage
 from eventbus.consumer.processor import BatchProcessor, Handler, ProcessorConfig
-from eventbus.consumer.replay import Filters, ReplayOptions, dlq_topics, main, read_records, replay
+from eventbus.consumer.replay import Filters, ReplayError, ReplayOptions, dlq_topics, main, read_records, replay
 from eventbus.db import plain_url
 from eventbus.migrate import upgrade
 from eventbus.stack.postgres import EmbeddedPostgres
@@ -297,3 +297,12 @@ def test_showing_a_record_of_a_missing_topic_names_the_fix(bootstrap: str, uniqu
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--bootstrap", bootstrap, "show", unique("dlq.nothing-here"), "0", "0"]) == 2
     assert "`dlq-list`" in capsys.readouterr().err
+
+
+async def test_replay_refuses_a_group_without_dlqs_and_an_unreachable_log(bootstrap: str,
+                                                                          unique: Callable[[str], str]) -> None:
+    with pytest.raises(ReplayError, match="no DLQ topics for group"):
+        await replay(bootstrap, "postgresql://127.0.0.1:9/x", ReplayOptions(group=unique("nobody")), out=None)
+    _, group, _ = await _consumer_setup("unused", bootstrap, unique, "results")  # its DLQ topic exists
+    with pytest.raises(ReplayError, match="cannot reach the replay log database"):
+        await replay(bootstrap, "postgresql://127.0.0.1:9/bonus", ReplayOptions(group=group), out=None)

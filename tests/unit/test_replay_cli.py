@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventbus.consumer.replay import DlqRecord, Filters, ReplayOptions, decide, parse_time, replay_headers
+from eventbus.consumer.replay import DlqRecord, Filters, ReplayOptions, decide, main, parse_time, replay_headers
 
 
 def _record(**headers: str) -> DlqRecord:
@@ -61,3 +61,13 @@ def test_replay_headers_drop_dlq_headers_and_count_up() -> None:
     assert dict(headers)["dlq.replay.count"] == b"2"
     assert dict(headers)["event_id"] == b"11111111-1111-1111-1111-111111111111"
 
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["replay", "--group", "bonus", "--limit", "0"], "--limit must be at least 1"),
+    (["replay", "--group", "bonus", "--event-id", "not-a-uuid"], "is not a UUID"),
+])
+def test_bad_replay_arguments_are_refused_before_anything_is_read(argv: list[str], message: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--bootstrap", "127.0.0.1:9", *argv]) == 2
+    assert message in capsys.readouterr().err

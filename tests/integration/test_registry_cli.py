@@ -60,3 +60,9 @@ def test_check_reads_the_subject_mode_from_the_registry(registry_url: str, capsy
 def test_an_unreachable_registry_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["register", "--registry", "http://127.0.0.1:9", "--token", "x"]) == 2
     assert "is it running?" in capsys.readouterr().err
+
+
+def test_check_against_something_that_is_not_a_registry_says_what_answered(
+        registry_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--registry", f"{registry_url}/not-the-registry"]) == 2
+    assert "GET /config/ManagerCreated answered 404" in capsys.readouterr().err

@@ -130,8 +130,10 @@ async def dlq_topics(bootstrap: str, group: str | None, source_topic: str | None
     return topics
 
 
-async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO | None = None) -> list[DlqRecord]:
-    """Every record of `topics` from the beginning up to the end offsets at the time of the call."""
+async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO | None = None,
+                       timeout: float = 60.0) -> list[DlqRecord]:
+    """Every record of `topics` from the beginning up to their ends at the time of the call, in
+    (topic, partition, offset) order."""
     if not topics:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000,
@@ -153,7 +155,12 @@ async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO |
         total = sum(ends[tp] - starts[tp] for tp in todo)
         records: list[DlqRecord] = []
         bar = Progress("reading", total, progress)
+        deadline = time.monotonic() + timeout
         while todo:
+            if time.monotonic() > deadline:
+                positions = {tp: await consumer.position(tp) for tp in sorted(todo)}
+                behind = ", ".join(f"{tp.topic}[{tp.partition}] at {at} of {ends[tp]}" for tp, at in positions.items())
+                raise ReplayError(f"could not read to the end in {timeout:.0f} s: {behind}; is the broker healthy?")
             batch = await consumer.getmany(*todo, timeout_ms=1000)
             for tp, recs in batch.items():
                 # Tansu 0.6 answers ListOffsets(latest) with the last batch's base offset + 1, short of the

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventbus.consumer.messages import RawMessage
+from eventbus.consumer.replay import DlqRecord, read_records
 from eventbus.db import plain_url
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.outbox.writer import key_hash
-from eventbus.topics import TopicSpec, partitions_of
+from eventbus.topics import TopicSpec
 from registry.client import SchemaClient
 
 EVENT = "TaskCompleted"
@@ -108,42 +107,13 @@ async def published(url: str) -> int:
         await conn.close()
 
 
-async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
-    """Every record of `topic` up to its end as of now, in (partition, offset) order.
-
-    Tansu 0.6 answers ListOffsets(latest) with the last record batch's *base* offset + 1, not the log end
-    offset, so `end_offsets` is only a lower bound here; the high watermark in fetch responses is right."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        at_least = await consumer.end_offsets(parts)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            behind = {}
-            for tp in parts:
-                highwater = consumer.highwater(tp)
-                position = await consumer.position(tp)
-                if at_least[tp] > 0 and (highwater is None or position < max(highwater, at_least[tp])):
-                    behind[tp.partition] = (position, highwater, at_least[tp])
-            if not behind:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"read {len(records)} records of {topic} in {timeout}s; "
-                                     f"behind (position, high watermark, end offset): {behind}")
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(recs)
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
+async def read_all(bootstrap: str, topic: str) -> list[DlqRecord]:
+    """Every record of `topic` up to its end as of now, in (partition, offset) order (to the fetch high
+    watermark: Tansu 0.6 under-reports end offsets, see `eventbus.consumer.replay.read_records`)."""
+    return await read_records(bootstrap, [topic], timeout=30.0)
 
 
-
-
-def event_id_of(record: ConsumerRecord) -> str:
+def event_id_of(record: RawMessage) -> str:
     return str(dict(record.headers)["event_id"].decode())
 
 
@@ -154,7 +124,7 @@ class TopicCheck:
     duplicates: int
 
 
-def check_topic(records: list[ConsumerRecord], expected: dict[str, list[str]], partitions: int) -> TopicCheck:
+def check_topic(records: Sequence[RawMessage], expected: dict[str, list[str]], partitions: int) -> TopicCheck:
     """Assert that every expected event arrived and that, per key, first appearances follow `expected`.
 
     `expected[key]` lists the key's event ids in commit order. Duplicates are allowed (at-least-once), but

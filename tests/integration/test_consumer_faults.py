@@ -291,6 +291,8 @@ async def test_reading_a_dlq_gets_every_record_of_multi_record_batches(bootstrap
         await producer.stop()
     records = await read_records(bootstrap, [topic])
     assert [r.value for r in records] == [str(i).encode() for i in range(25)]
+    with pytest.raises(ReplayError, match=rf"could not read to the end in 0 s: {topic}\[0\] at 0 of"):
+        await read_records(bootstrap, [topic], timeout=0)  # a broker that never delivers
 
 
 def test_showing_a_record_of_a_missing_topic_names_the_fix(bootstrap: str, unique: Callable[[str], str],

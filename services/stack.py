@@ -247,6 +247,13 @@ def _restart_file(s: StackSettings) -> Path:
     return s.stack_data_dir / "restart-request.json"
 
 
+def _write_json(path: Path, body: object) -> None:
+    """Readers never see a half-written file: write beside it, then rename over it."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(body))
+    os.replace(partial, path)
+
+
 def _serve_restart(s: StackSettings, stack: Stack, reported: set[str]) -> None:
     """Restart one process, with changed environment if asked (deploying a fix or a flag)."""
     path = _restart_file(s)
@@ -254,14 +261,14 @@ def _serve_restart(s: StackSettings, stack: Stack, reported: set[str]) -> None:
         request = json.loads(path.read_text())
         name, env = request["name"], {str(k): str(v) for k, v in request.get("env", {}).items()}
     except (OSError, ValueError, KeyError, AttributeError) as exc:
-        print(f"!! ignoring a bad restart request ({exc!r})", flush=True)
-        path.unlink(missing_ok=True)
+        print(f"!! refusing a bad restart request ({exc!r})", flush=True)
+        _write_json(path, {"error": f"bad restart request ({exc!r})"})
         return
     supervisor = stack.supervisor
     assert supervisor is not None
     spec = supervisor.specs.get(name)
     if spec is None:
-        path.write_text(json.dumps({**request, "error": f"no process {name!r}; known: {sorted(supervisor.specs)}"}))
+        _write_json(path, {**request, "error": f"no process {name!r}; known: {sorted(supervisor.specs)}"})
         return
     print(f"restarting {name}" + (f" with {env}" if env else ""), flush=True)
     supervisor.stop(name)
@@ -288,7 +295,7 @@ def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
             return 2
         pairs[key] = value
     path = _restart_file(s)
-    path.write_text(json.dumps({"name": name, "env": pairs}))
+    _write_json(path, {"name": name, "env": pairs})
     deadline = time.monotonic() + s.ready_timeout
     while path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -298,6 +305,11 @@ def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
                 path.unlink(missing_ok=True)
                 print(error, file=sys.stderr)
                 return 2
+    if path.exists():
+        path.unlink(missing_ok=True)
+        print(f"the stack did not take the restart request in {s.ready_timeout:.0f} s; is its `run` loop alive? "
+              f"(see {s.stack_data_dir / 'logs' / 'stack.log'})", file=sys.stderr)
+        return 1
     url = f"{urls[name]}/health"
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):

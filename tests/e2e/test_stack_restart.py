@@ -3,6 +3,7 @@ replaced with the new environment; wrong names, bad variables and a stopped stac
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,24 @@ def test_restart_refuses_an_unknown_process_or_a_bad_variable(running: tuple[Sta
     settings, _, url = running
     assert cmd_restart(settings, name, env) == code
     assert ("known: svc" if name == "nope" else "write NAME=VALUE") in capsys.readouterr().err
+    assert not _restart_file(settings).exists() and _flag(url) == "old"
+
+
+def test_a_bad_request_is_answered_with_an_error_and_changes_nothing(
+        running: tuple[StackSettings, Stack, str]) -> None:
+    settings, stack, url = running
+    _restart_file(settings).write_text("{half a reque")
+    _serve_restart(settings, stack, set())
+    assert "bad restart request" in json.loads(_restart_file(settings).read_text())["error"]
+    assert _flag(url) == "old"
+
+
+def test_a_request_nobody_takes_times_out_and_is_withdrawn(running: tuple[StackSettings, Stack, str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    settings, _, url = running
+    quick = settings.model_copy(update={"ready_timeout": 0.5})
+    assert cmd_restart(quick, "svc", []) == 1  # no control loop serves the request here
+    assert "did not take the restart request" in capsys.readouterr().err
     assert not _restart_file(settings).exists() and _flag(url) == "old"
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from eventbus.db import create_engine
 from eventbus.health import KafkaProbe, Probe
 from eventbus.outbox import OutboxWriter, Route
-from registry.client import SchemaClient
+from eventbus.schemas.client import SchemaClient
 
 
 class ServiceResources:

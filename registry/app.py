@@ -282,7 +282,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     # -- ours: the client's lookup by event version, and envelope validation --------------------
     @app.get("/catalog/{event_name}/{event_version}")
     async def catalog_entry(event_name: str, event_version: int, request: Request) -> Response:
-        """The schema of one event version (what `registry.client.SchemaClient` asks for)."""
+        """The schema of one event version (what `eventbus.schemas.client.SchemaClient` asks for)."""
         found = await svc(request).event_schema(event_name, event_version)
         return _json({**found.body(), "event_version": found.event_version})
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import jsonschema
 
+from eventbus.schemas.validation import CompiledSchema, event_name_of, event_version_of
 from registry.compat import IDENTITY_PATHS, Mode, Policy, verdict
 from registry.compat.engine import check as compat_check
 from registry.seed import catalog
-from registry.validation import CompiledSchema, event_name_of, event_version_of
 
 DEFAULT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 DEFAULT_MODE = Mode.BACKWARD_TRANSITIVE

@@ -11,13 +11,13 @@ from typing import Any
 import jsonschema
 
 from eventbus.envelope import EnvelopeError, identity
+from eventbus.schemas.validation import CompiledSchema, event_name_of, event_version_of
 from registry import errors
 from registry.compat import Mode, Policy, Verdict, verdict
 from registry.compat.engine import Reason
 from registry.compat.modes import Finding
 from registry.errors import RegistryError
 from registry.store import RegistryStore, SubjectVersion
-from registry.validation import CompiledSchema, event_name_of, event_version_of
 
 log = logging.getLogger(__name__)
 

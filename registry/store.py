@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from registry.validation import event_version_of
+from eventbus.schemas.validation import event_version_of
 
 
 def canonical(schema: Any) -> str:

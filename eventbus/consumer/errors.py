@@ -19,7 +19,7 @@ import httpx
 
 from eventbus.envelope import EnvelopeError
 from eventbus.resilience import CircuitOpenError
-from registry.client import RegistryUnavailableError, UnknownSchemaError
+from eventbus.schemas.client import RegistryUnavailableError, UnknownSchemaError
 
 
 class Category(enum.StrEnum):

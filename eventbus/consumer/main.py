@@ -11,8 +11,8 @@ from eventbus.consumer.processor import BatchProcessor, Handler
 from eventbus.consumer.worker import WorkerSettings, build_app, run_worker, wait_for_topics
 from eventbus.db import database_url_for, plain_url
 from eventbus.logs import setup_logging
+from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 
 
 def serve(group: str, database: str, sources: list[TopicSpec], handlers: Iterable[Handler]) -> None:

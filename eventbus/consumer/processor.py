@@ -36,7 +36,7 @@ from eventbus.consumer.messages import Decoded, RawMessage
 from eventbus.consumer.metrics import ConsumerMetrics
 from eventbus.envelope import decode, identity
 from eventbus.resilience import Backoff, CircuitBreaker
-from registry.client import SchemaClient
+from eventbus.schemas.client import SchemaClient
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventbus.envelope import Envelope, encode, kafka_headers, new_envelope
 from eventbus.outbox.ddl import LEASE_PARTITIONS
-from registry.client import SchemaClient
-from registry.validation import SchemaIssue
+from eventbus.schemas.client import SchemaClient
+from eventbus.schemas.validation import SchemaIssue
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from eventbus.consumer.processor import BatchProcessor
 from eventbus.consumer.worker import WorkerSettings
 from eventbus.db import plain_url, with_database
 from eventbus.migrate import upgrade
+from eventbus.schemas.client import SchemaClient
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec, ensure_topics
-from registry.client import SchemaClient
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from services.topology import TASK_RESULTS

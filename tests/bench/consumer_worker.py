@@ -25,9 +25,9 @@ from eventbus.consumer.messages import RawMessage
 from eventbus.consumer.processor import BatchProcessor
 from eventbus.consumer.worker import WorkerSettings
 from eventbus.db import plain_url, with_database
+from eventbus.schemas.client import SchemaClient
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from tests.waiting import free_port

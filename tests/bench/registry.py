@@ -4,7 +4,7 @@
 
 1. Local validation, single-threaded (= per core), on real envelopes from `schemas/*/v*.examples.json`:
    jsonschema (Draft202012Validator with its format checker), fastjsonschema, jsonschema-rs, our
-   `registry.validation.CompiledSchema` and the producer hot path `registry.client.SchemaClient.validate`
+   `eventbus.schemas.validation.CompiledSchema` and the producer hot path `SchemaClient.validate`
    (disk fallback, compiled once). Every library is also checked against every example in `schemas/`
    (a fast validator that lets bad events through is no use) and probed for draft 2020-12 keywords.
    The invalid path with full error reports (what a 422 body and a DLQ reason carry) is timed once.
@@ -137,8 +137,8 @@ def candidates() -> list[Candidate]:
     import jsonschema
     import jsonschema_rs
 
-    from registry.client import SchemaClient
-    from registry.validation import CompiledSchema
+    from eventbus.schemas.client import SchemaClient
+    from eventbus.schemas.validation import CompiledSchema
 
     def js_compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
         validator = jsonschema.Draft202012Validator(
@@ -763,7 +763,7 @@ def merge(parts: list[HttpResult]) -> HttpResult:
 
 def client_against_registry(url: str, args: argparse.Namespace) -> tuple[float, int]:
     """SchemaClient with the live registry: the hot path must not call HTTP per event."""
-    from registry.client import SchemaClient
+    from eventbus.schemas.client import SchemaClient
 
     case = load_case(*CASES[-1])
     client = SchemaClient(url, fallback_dir=None)

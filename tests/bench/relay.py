@@ -47,9 +47,9 @@ from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox import writer as outbox_writer
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.outbox.writer import lock_key
+from eventbus.schemas.client import SchemaClient
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec, ensure_topics, partitions_of
-from registry.client import SchemaClient
 from tests.bench.common import say, stack
 from tests.integration.outbox_helpers import COLUMNS, EVENT, check_topic, payload, read_all
 from tests.waiting import eventually, free_port

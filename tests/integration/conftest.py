@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from eventbus.migrate import upgrade
+from eventbus.schemas.client import SchemaClient
 from eventbus.stack.broker import TansuBroker
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.topics import TopicSpec, ensure_topics, partitions_of
-from registry.client import SchemaClient
 from tests.waiting import eventually_sync, free_port
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

@@ -18,8 +18,8 @@ from eventbus.db import plain_url
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.outbox.writer import key_hash
+from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 
 EVENT = "TaskCompleted"
 

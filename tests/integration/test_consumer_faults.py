@@ -19,9 +19,9 @@ from eventbus.consumer.processor import BatchProcessor, Handler, ProcessorConfig
 from eventbus.consumer.replay import Filters, ReplayError, ReplayOptions, dlq_topics, main, read_records, replay
 from eventbus.db import plain_url
 from eventbus.migrate import upgrade
+from eventbus.schemas.client import SchemaClient
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from tests.integration.conftest import make_topics, read_topic

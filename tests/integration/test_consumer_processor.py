@@ -13,8 +13,8 @@ from eventbus.consumer.dlq import DeadLetterWriter, dlq_topic
 from eventbus.consumer.messages import Decoded
 from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
 from eventbus.db import plain_url
+from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from tests.integration.conftest import make_topics, read_topic
@@ -78,8 +78,8 @@ async def test_manager_versions_upcast_and_later_events_keep_earlier_fields(
     (record(RESULTS, b'{"meta": {"event_name": "TaskCompleted", "event_version": 0}, "payload": {}}'),
      "eventbus.consumer.errors.SchemaInvalid"),
     (event_record(RESULTS, "TaskCompleted", 7, {"task_id": str(uuid.uuid4())}),
-     "registry.client.UnknownSchemaError"),
-    (event_record(RESULTS, "NoSuchEvent", 0, {"x": 1}), "registry.client.UnknownSchemaError"),
+     "eventbus.schemas.client.UnknownSchemaError"),
+    (event_record(RESULTS, "NoSuchEvent", 0, {"x": 1}), "eventbus.schemas.client.UnknownSchemaError"),
 ])
 async def test_poison_goes_to_the_dlq_and_later_good_records_are_applied(
         setup: tuple[BatchProcessor, str, str], bootstrap: str, poison: object, error_class: str) -> None:

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from eventbus.db import create_engine
+from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 from tests.integration.conftest import make_topics, read_topic
 from tests.integration.outbox_helpers import FAST, running_relay, seq_of, unpublished, write, writer
 from tests.waiting import eventually

@@ -33,10 +33,10 @@ from eventbus.migrate import upgrade
 from eventbus.outbox.relay import Relay
 from eventbus.outbox.writer import lock_key
 from eventbus.resilience import BreakerState
+from eventbus.schemas.client import SchemaClient
 from eventbus.stack.broker import TansuBroker, port_open, tansu_binary
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.topics import TopicSpec
-from registry.client import SchemaClient
 from tests.integration.conftest import make_topics
 from tests.integration.outbox_helpers import (
     EVENT,

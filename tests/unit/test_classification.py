@@ -16,7 +16,7 @@ from eventbus.consumer.errors import (
 )
 from eventbus.envelope import EnvelopeError
 from eventbus.resilience import CircuitOpenError
-from registry.client import RegistryUnavailableError, UnknownSchemaError
+from eventbus.schemas.client import RegistryUnavailableError, UnknownSchemaError
 
 
 def _http_error(status: int) -> httpx.HTTPStatusError:

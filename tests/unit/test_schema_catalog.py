@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from eventbus.schemas.validation import CompiledSchema, event_name_of, event_version_of
 from registry.seed import catalog
-from registry.validation import CompiledSchema, event_name_of, event_version_of
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EXPECTED = {("ManagerCreated", 0), ("ManagerCreated", 1), ("ManagerCreated", 2), ("TaskCreated", 0),

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from eventbus.envelope import Envelope, identity
-from registry.validation import CompiledSchema, SchemaIssue
+from eventbus.schemas.validation import CompiledSchema, SchemaIssue
 
 log = logging.getLogger(__name__)
 

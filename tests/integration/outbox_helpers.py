@@ -107,10 +107,10 @@ async def published(url: str) -> int:
         await conn.close()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[DlqRecord]:
+async def read_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[DlqRecord]:
     """Every record of `topic` up to its end as of now, in (partition, offset) order (to the fetch high
     watermark: Tansu 0.6 under-reports end offsets, see `eventbus.consumer.replay.read_records`)."""
-    return await read_records(bootstrap, [topic], timeout=30.0)
+    return await read_records(bootstrap, [topic], timeout=timeout)
 
 
 def event_id_of(record: RawMessage) -> str:

@@ -11,6 +11,7 @@ from eventbus.db import create_engine
 from eventbus.health import KafkaProbe, Probe
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.schemas.client import SchemaClient
+from eventbus.settings import CommonSettings
 
 
 class ServiceResources:
@@ -30,6 +31,13 @@ class ServiceResources:
             OutboxWriter(producer=producer, routes=routes or {}, schemas=self.schemas) if producer else None
         )
         self.kafka = KafkaProbe(bootstrap_servers)
+
+    @classmethod
+    def of(cls, settings: CommonSettings, database: str, *, producer: str | None = None,
+           routes: Mapping[str, Route] | None = None) -> ServiceResources:
+        return cls(database_url=settings.url_of(database), bootstrap_servers=settings.kafka_bootstrap_servers,
+                   registry_url=settings.registry_url, schemas_dir=settings.schemas_dir, producer=producer,
+                   routes=routes)
 
     @property
     def outbox(self) -> OutboxWriter:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventbus.db import with_database
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The embedded stack's defaults; `make run` exports the real values to every child process.
@@ -24,3 +26,13 @@ class CommonSettings(BaseSettings):
     schemas_dir: Path = REPO_ROOT / "schemas"
     log_level: str = "INFO"
     host: str = "127.0.0.1"
+    #: One database's own URL, overriding `database_url`'s server (e.g. BONUS_DATABASE_URL)
+    management_database_url: str | None = None
+    hiring_database_url: str | None = None
+    bonus_database_url: str | None = None
+    registry_database_url: str | None = None
+
+    def url_of(self, database: str) -> str:
+        """The URL of one service's database: its own override, else `database_url`'s server."""
+        override = getattr(self, f"{database}_database_url", None)
+        return override or with_database(self.database_url, database)

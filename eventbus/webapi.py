@@ -1,31 +1,60 @@
-"""What every service's HTTP API shares: error mapping and the health endpoints.
+"""The HTTP edge every service shares: domain errors mapped to status codes once, and the health routes.
 
 Errors say what and where: 404 names the missing entity and the field it came from, 409 the
-conflicting state, 422 every schema issue with its location.
+conflicting state, 422 every schema issue with its location, 503 which dependency is down and when
+to retry (the write was not made).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
+from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
+from eventbus.failures import DB_UNAVAILABLE, database_unavailable
 from eventbus.health import Probe, run_probes
 from eventbus.outbox import EventRejected
 
+log = logging.getLogger(__name__)
 
-class NotFoundError(LookupError):
-    def __init__(self, entity: str, entity_id: object, field: str | None = None) -> None:
-        super().__init__(f"{entity} {entity_id} not found")
-        self.entity, self.entity_id, self.field = entity, entity_id, field
+#: seconds a client should wait before retrying when the database is down
+DATABASE_RETRY_AFTER = 2
 
 
-class ConflictError(Exception):
-    def __init__(self, message: str, **context: Any) -> None:
-        super().__init__(message)
-        self.context = context
+class ErrorOut(BaseModel):
+    """The body of a 404, 409 or 503 answer."""
+
+    detail: str
+    model_config = {"extra": "allow"}
+
+
+class ValidationIssueOut(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationOut(BaseModel):
+    """The body of a 422 answer: every problem with its location in the request."""
+
+    detail: list[ValidationIssueOut]
+    event: str | None = None
+
+
+#: status code -> documented answer, for `responses=` on routes (OpenAPI lists what a route can answer)
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {404: ("not found: names the entity and the request field", ErrorOut),
+                 409: ("conflicts with the current state", ErrorOut),
+                 422: ("invalid request, or the event it would produce breaks its schema", ValidationOut),
+                 503: ("a dependency is down; nothing was written; see Retry-After", ErrorOut)}
+    return {code: {"description": described[code][0], "model": described[code][1]} for code in codes}
 
 
 def rejected_body(exc: EventRejected, request_fields: Mapping[str, str]) -> dict[str, Any]:
@@ -41,7 +70,24 @@ def rejected_body(exc: EventRejected, request_fields: Mapping[str, str]) -> dict
     return {"detail": detail, "event": f"{exc.event_name} v{exc.event_version}"}
 
 
+class _OutageLog:
+    """Say once that the database is down (not once per request), and once that it answers again."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self._last = 0.0
+
+    def down(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last > self.every:
+            log.warning("database unavailable (%s: %s); answering 503 until it is back",
+                        type(exc).__name__, str(exc)[:200])
+        self._last = now
+
+
 def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> None:
+    outage = _OutageLog()
+
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
         body: dict[str, Any] = {"detail": str(exc), "entity": exc.entity, "id": str(exc.entity_id)}
@@ -53,26 +99,51 @@ def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> N
         assert isinstance(exc, ConflictError)
         return JSONResponse({"detail": str(exc), **exc.context}, status_code=409)
 
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidInput)
+        return JSONResponse({"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.kind}]},
+                            status_code=422)
+
     async def rejected(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, EventRejected)
         return JSONResponse(rejected_body(exc, request_fields), status_code=422)
 
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DependencyUnavailable)
+        return JSONResponse({"detail": str(exc), "dependency": exc.dependency},
+                            status_code=503, headers={"Retry-After": str(max(1, round(exc.retry_after)))})
+
+    async def database_down(_request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc
+        outage.down(exc)
+        return JSONResponse({"detail": "the database is unavailable; nothing was written", "dependency": "database"},
+                            status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ConflictError, conflict)
+    app.add_exception_handler(InvalidInput, invalid)
     app.add_exception_handler(EventRejected, rejected)
+    app.add_exception_handler(DependencyUnavailable, unavailable)
+    for exc_class in (*DB_UNAVAILABLE, sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError):
+        app.add_exception_handler(exc_class, database_down)
 
 
 def health_router() -> APIRouter:
     """Probes come from `app.state.resources.probes()`, opened in the app's lifespan."""
     router = APIRouter()
 
-    @router.get("/health", tags=["ops"])
+    @router.get("/health", tags=["ops"], responses={503: {"description": "a dependency does not answer"}})
     async def health(request: Request) -> JSONResponse:
         """200 only when the database and the broker answer."""
-        probes: Mapping[str, Probe] = request.app.state.resources.probes()
+        resources = request.app.state.resources
+        probes: Mapping[str, Probe] = resources.probes()
         ok, checks = await run_probes(probes)
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        details = getattr(resources, "details", None)
+        if details is not None:
+            body |= details()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/livez", tags=["ops"])
     async def livez() -> dict[str, str]:
@@ -80,4 +151,3 @@ def health_router() -> APIRouter:
         return {"status": "ok"}
 
     return router
-

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from eventbus.webapi import NotFoundError
+from eventbus.errors import NotFoundError
 from services.bonus.tables import ledger, managers
 
 

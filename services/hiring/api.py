@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
 
-from eventbus.db import database_url_for
 from eventbus.resources import ServiceResources
-from eventbus.webapi import health_router, install_error_handlers
+from eventbus.webapi import responses
+from eventbus.webapp import resources_of, service_app
 from services.hiring import handlers
 from services.hiring.domain import Outcome
 from services.hiring.settings import HiringSettings
@@ -45,45 +43,36 @@ class TaskOut(BaseModel):
 REQUEST_FIELDS = {"candidate_id": "candidate_id", "rating": "rating"}
 
 
-def create_app(settings: HiringSettings | None = None) -> FastAPI:
-    settings = settings or HiringSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.resources = ServiceResources(
-            database_url=database_url_for(settings.database_url, "hiring"),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            registry_url=settings.registry_url, schemas_dir=settings.schemas_dir,
-            producer="hiring", routes=ROUTES)
-        try:
-            yield
-        finally:
-            await app.state.resources.close()
-
-    app = FastAPI(title="hiring", lifespan=lifespan)
-    install_error_handlers(app, REQUEST_FIELDS)
-    app.include_router(health_router())
+def routes() -> APIRouter:
+    router = APIRouter()
 
     async def finish(request: Request, task_id: uuid.UUID, body: FinishTask, outcome: Outcome) -> TaskResultOut:
-        r: ServiceResources = request.app.state.resources
+        r: ServiceResources = resources_of(request)
         result = await handlers.finish_task(r.engine, r.outbox, task_id=task_id, candidate_id=body.candidate_id,
                                             outcome=outcome, rating=body.rating)
         return TaskResultOut(task_id=result.task_id, creator_id=result.creator_id,
                              candidate_id=result.candidate_id, outcome=result.outcome)
 
-    @app.post("/tasks/{task_id}/complete", response_model=TaskResultOut)
+    @router.post("/tasks/{task_id}/complete", response_model=TaskResultOut, responses=responses(404, 409, 422, 503))
     async def complete_task(task_id: uuid.UUID, body: FinishTask, request: Request) -> TaskResultOut:
         """404 until the task's TaskCreated has reached hiring; 409 once the task has an outcome."""
         return await finish(request, task_id, body, Outcome.COMPLETED)
 
-    @app.post("/tasks/{task_id}/fail", response_model=TaskResultOut)
+    @router.post("/tasks/{task_id}/fail", response_model=TaskResultOut, responses=responses(404, 409, 422, 503))
     async def fail_task(task_id: uuid.UUID, body: FinishTask, request: Request) -> TaskResultOut:
+        """404 until the task's TaskCreated has reached hiring; 409 once the task has an outcome."""
         return await finish(request, task_id, body, Outcome.FAILED)
 
-    @app.get("/tasks/{task_id}", response_model=TaskOut)
+    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 503))
     async def get_task(task_id: uuid.UUID, request: Request) -> TaskOut:
-        t = await handlers.get_task(request.app.state.resources.engine, task_id)
+        t = await handlers.get_task(resources_of(request).engine, task_id)
         return TaskOut(task_id=t.id, creator_id=t.creator_id, title=t.title, knowledge_area=t.knowledge_area,
                        status=t.status, candidate_id=t.candidate_id, rating=t.rating, finished_at=t.finished_at)
 
-    return app
+    return router
+
+
+def create_app(settings: HiringSettings | None = None) -> FastAPI:
+    settings = settings or HiringSettings()
+    return service_app("hiring", routers=[routes()], request_fields=REQUEST_FIELDS,
+                       open_resources=lambda: ServiceResources.of(settings, "hiring", producer="hiring", routes=ROUTES))

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventbus.errors import ConflictError, NotFoundError
 from eventbus.outbox import OutboxWriter
-from eventbus.webapi import ConflictError, NotFoundError
 from services.hiring.domain import Outcome, TaskResult, rating_payload, result_payload
 from services.hiring.tables import tasks
 

@@ -7,8 +7,8 @@ import uuid
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from eventbus.errors import NotFoundError
 from eventbus.outbox import OutboxWriter
-from eventbus.webapi import NotFoundError
 from services.contracts import split_area_title
 from services.management import domain
 from services.management.tables import managers, tasks

@@ -9,6 +9,10 @@
 - soak: --soak-events written continuously (COPY chunks, keeping the backlog under --soak-backlog) with a
   short retention window; samples of the outbox's rows and size show whether they stay bounded.
 
+Checks (they fail the run; goals are only reported): every event on the topic in per-key commit order, no
+duplicates unless a publish round failed (throughput, latency, and the soak when it is at most 200k events),
+retention empties the outbox. `--quick` runs all of it on small inputs in seconds (`make bench-quick`).
+
 Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS when set, else starts embedded PostgreSQL and Tansu on free
 ports in a temporary directory.
 """
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -57,6 +62,11 @@ from tests.waiting import eventually, free_port
 GOAL_RATIO = 0.6
 GOAL_IDLE_P99_MS = 50.0
 PHASES = ("throughput", "latency", "soak")
+#: --quick: every phase and every check, small; speed is still reported (never judged: goals do not fail a run)
+QUICK = {"events": 10_000, "keys": 100, "idle_samples": 20, "rate": 200, "steady_seconds": 2.0,
+         "soak_events": 20_000, "soak_retention": 2.0, "soak_cleanup_interval": 0.5, "soak_backlog": 5000,
+         "soak_chunk": 2000, "soak_sample_every": 0.5}
+SOAK_TOPIC_CHECK_MAX = 200_000  # larger soaks are not read back (memory, time)
 
 
 
@@ -133,18 +143,42 @@ async def copy_rows(conn: asyncpg.Connection, rows: list[tuple[object, ...]], ch
         await conn.copy_records_to_table("outbox", records=rows[start:start + chunk], columns=COLUMNS)
 
 
+@dataclass
+class RelayProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def failures(self) -> int | None:
+        """Publish rounds that failed so far (its /health), None when it does not answer."""
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                body = (await client.get(f"http://127.0.0.1:{self.port}/health")).json()
+            return int(body["relay"]["failures_total"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
+
 def relay_process(run: Run, service: str, url: str, topic: TopicSpec, log_level: str = "WARNING",
-                  **settings: object) -> subprocess.Popen[bytes]:
+                  **settings: object) -> RelayProcess:
+    port = free_port()
     env = {**os.environ, f"{service.upper()}_DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap,
-           "RELAY_PORT": str(free_port()), "LOG_LEVEL": log_level,
+           "RELAY_PORT": str(port), "LOG_LEVEL": log_level,
            **{f"RELAY_{k.upper()}": str(v) for k, v in settings.items()}}
     with (run.workdir / f"relay-{service}.log").open("ab") as log:
-        return subprocess.Popen(
+        return RelayProcess(subprocess.Popen(
             [sys.executable, "-m", "eventbus.outbox.main", service, f"{topic.name}:{topic.partitions}"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), port)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(relay: RelayProcess) -> None:
+    process = relay.process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -152,8 +186,6 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
 
 
 async def all_marked(conn: asyncpg.Connection) -> bool:
@@ -243,6 +275,7 @@ async def throughput(run: Run) -> None:
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
             say(f"profile of the drain (this process: relay and the bench's waiting), by own time:\n{out.getvalue()}")
+        failures = relay.failures_total
         relay.stop()
         await task
     finally:
@@ -274,6 +307,9 @@ async def throughput(run: Run) -> None:
     run.check("every backlog event on the relay topic", len(seen) == n and seen == set(ids),
               f"{len(seen):,} distinct of {n:,} ({len(records) - len(seen):,} duplicates)")
     run.check("per-key order on the relay topic", not in_order, in_order or "commit order for every key")
+    duplicates = len(records) - len(seen)
+    run.check("no duplicates unless a publish round failed", duplicates == 0 or failures > 0,
+              f"{duplicates:,} duplicates, {failures} failed publish rounds")
 
 
 # -- latency -----------------------------------------------------------------------------------------------------
@@ -285,6 +321,7 @@ class Arrivals:
                                          fetch_max_wait_ms=wait_ms)
         self.topic = topic
         self.at: dict[str, float] = {}
+        self.records = 0  # duplicates included
         self.waiting: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -308,6 +345,7 @@ class Arrivals:
             batch = await self.consumer.getmany(timeout_ms=1000)
             now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in the writer process
             for records in batch.values():
+                self.records += len(records)
                 for record in records:
                     event_id = dict(record.headers)["event_id"].decode()
                     self.at.setdefault(event_id, now)
@@ -375,6 +413,7 @@ async def latency(run: Run) -> None:
                 cwd=REPO_ROOT)))
         achieved = 0.0
         steady = []
+        steady_ids: list[str] = []
         for out, child in children:
             code = await child.wait()
             if code != 0:
@@ -382,12 +421,31 @@ async def latency(run: Run) -> None:
             lines = out.read_text().split()
             achieved += float(lines[0])
             for event_id, at in zip(lines[1::2], lines[2::2], strict=True):
+                steady_ids.append(event_id)
                 steady.append(await arrivals.wait_for(event_id, 30) - float(at))
         report_latency(run, f"steady {args.rate}/s (writer achieved {achieved:,.0f}/s)", steady, goal=False)
+        await check_arrivals(run, arrivals, {*committed, *steady_ids}, relay)
     finally:
         stop_process(relay)
         await engine.dispose()
         await arrivals.stop()
+
+
+async def check_arrivals(run: Run, arrivals: Arrivals, committed: set[str], relay: RelayProcess) -> None:
+    """Every event committed in the latency phase readable (warm-up attempts too), each once."""
+
+    async def all_arrived() -> bool:
+        return committed <= arrivals.at.keys()
+
+    with contextlib.suppress(AssertionError):
+        await eventually(all_arrived, timeout=30, interval=0.05, what="every latency event readable")
+    missing = len(committed - arrivals.at.keys())
+    unexpected = len(arrivals.at.keys() - committed)
+    run.check("latency: every committed event readable", not missing and not unexpected,
+              f"{len(committed) - missing:,} of {len(committed):,}, {unexpected} never committed")
+    duplicates, failures = arrivals.records - len(arrivals.at), await relay.failures()
+    run.check("latency: no duplicates unless a publish round failed", duplicates == 0 or bool(failures),
+              f"{duplicates:,} duplicates, {'?' if failures is None else failures} failed publish rounds")
 
 
 def report_latency(run: Run, label: str, seconds: list[float], *, goal: bool) -> None:
@@ -455,7 +513,9 @@ async def soak(run: Run) -> None:
     conn = await asyncpg.connect(plain_url(url))
     sampler = await asyncpg.connect(plain_url(url))
     rows = Rows(topic.name, args.keys, random.Random(args.seed))
+    expected: dict[str, list[str]] = defaultdict(list)  # per key, in commit order (small soaks only)
     written = 0
+    failures: int | None = None
     samples: list[tuple[float, int, int, int, int]] = []  # (t, written, rows, unpublished, bytes)
     say(f"soak: {total:,} events, retention {args.soak_retention:g}s, cleanup every {args.soak_cleanup_interval:g}s, "
         f"backlog kept under {args.soak_backlog:,}")
@@ -486,7 +546,10 @@ async def soak(run: Run) -> None:
             if backlog >= args.soak_backlog:
                 await asyncio.sleep(0.05)
                 continue
-            batch, _ = rows.make(min(args.soak_chunk, total - written))
+            batch, ids = rows.make(min(args.soak_chunk, total - written))
+            if total <= SOAK_TOPIC_CHECK_MAX:
+                for row, event_id in zip(batch, ids, strict=True):
+                    expected[str(row[COLUMNS.index("message_key")])].append(event_id)
             await copy_rows(conn, batch)
             written += len(batch)
         fed = time.perf_counter() - started
@@ -496,6 +559,7 @@ async def soak(run: Run) -> None:
         with contextlib.suppress(AssertionError):
             await eventually(lambda: empty(conn), timeout=args.soak_retention + 4 * args.soak_cleanup_interval + 30,
                              interval=0.5, what="the outbox emptied by retention")
+        failures = await relay.failures()
     finally:
         sampling_task.cancel()
         await asyncio.gather(sampling_task, return_exceptions=True)
@@ -523,6 +587,22 @@ async def soak(run: Run) -> None:
                second_size <= 1.25 * first_size)
     run.report("soak", "outbox size: peak / at the end", f"{max(s[4] for s in samples) / 2**20:.1f} / "
                f"{final[4] / 2**20:.1f} MiB; rows at the end {final[2]:,}")
+    run.check("soak: retention deleted every published row", final[2] == 0, f"{final[2]:,} rows left")
+    if expected:
+        await check_soak_topic(run, topic, expected, failures)
+
+
+async def check_soak_topic(run: Run, topic: TopicSpec, expected: dict[str, list[str]], failures: int | None) -> None:
+    records = await read_all(run.bootstrap, topic.name, timeout=120)
+    try:
+        result = check_topic(records, expected, topic.partitions)
+        detail, duplicates = f"{result.distinct:,} events in commit order per key", result.duplicates
+    except AssertionError as exc:
+        detail, duplicates = str(exc), -1
+    run.check("soak: every event on the topic, per-key order", duplicates >= 0, detail)
+    if duplicates >= 0:
+        run.check("soak: no duplicates unless a publish round failed", duplicates == 0 or bool(failures),
+                  f"{duplicates:,} duplicates, {'?' if failures is None else failures} failed publish rounds")
 
 
 # -- driver ------------------------------------------------------------------------------------------------------
@@ -561,8 +641,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--profile", action="store_true", help="cProfile the relay's drain and print the top functions")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory and bench databases")
+    p.add_argument("--quick", action="store_true",
+                   help="every phase and check on small inputs, in seconds: " + ", ".join(
+                       f"--{k.replace('_', '-')} {v:g}" for k, v in QUICK.items()) + " (explicit options win)")
     p.add_argument("--writer-child", nargs=7, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.quick:
+        p.set_defaults(**QUICK)
+        args = p.parse_args(argv)
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phases: {', '.join(sorted(unknown))}")
@@ -596,9 +682,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"bench-relay: {os.cpu_count()} CPUs, relay batch {args.batch_size}, {args.partitions} partitions, "
-          f"phases {','.join(args.phases)}")
+    print(f"bench-relay{' --quick' if args.quick else ''}: {os.cpu_count()} CPUs, relay batch {args.batch_size}, "
+          f"{args.partitions} partitions, phases {','.join(args.phases)}")
     print(table(run))
+    checks = [r for r in run.rows if r[0] == "check"]
+    failed = [r for r in checks if not r[3].endswith("ok")]
+    print(f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed"
+          + "".join(f"\n  FAILED: {r[1]}: {r[2]}" for r in failed)
+          + "; goals are reported, they do not fail the run")
     return 0 if run.ok else 1
 
 

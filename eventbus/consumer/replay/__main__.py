@@ -1,0 +1,5 @@
+import sys
+
+from eventbus.consumer.replay.cli import main
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""`python -m eventbus.consumer.replay`: list, inspect and replay dead-lettered records.
+
+  list    DLQ records of a consumer group, grouped by error category and class, with counts
+  show    one record (topic partition offset) with its key, value and every header
+  replay  send selected records back to their original topic (or an allowed target)
+
+Replays send the original key, value and headers (so the `event_id`, and with it dedupe, holds),
+with `dlq.replay.count` incremented. A record already replayed `--max-replays` times goes to the
+parking topic (`parking.<group>.<topic>`) instead: a poison message cannot loop forever. A DLQ record
+that an earlier replay already sent is skipped unless `--again`. Every replay, dry runs included,
+is recorded in the group's database (`dlq_replays`, one row per run; `dlq_replayed_records`, one row
+per record and what was done with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+
+from eventbus.consumer.replay.output import group_lines, show_lines
+from eventbus.consumer.replay.policy import DEFAULT_MAX_REPLAYS, DRY_ACTIONS, Filters, ReplayOptions, parse_time
+from eventbus.consumer.replay.read import ReplayError, dlq_topics, read_records
+from eventbus.consumer.replay.run import replay
+from eventbus.db import database_url_for
+from eventbus.settings import CommonSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eventbus.consumer.replay", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    settings = CommonSettings()
+    parser.add_argument("--bootstrap", default=settings.kafka_bootstrap_servers,
+                        help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS; default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="DLQ records grouped by category and error class")
+    p_list.add_argument("--group", help="consumer group (default: every group)")
+    p_list.add_argument("--topic", help="only the DLQ of this source topic, e.g. hiring.task-results")
+    _add_filters(p_list)
+
+    p_show = sub.add_parser("show", help="one record with all its headers")
+    p_show.add_argument("dlq_topic", help="e.g. dlq.bonus.hiring.task-results")
+    p_show.add_argument("partition", type=int)
+    p_show.add_argument("offset", type=int)
+
+    p_replay = sub.add_parser("replay", help="send selected records back (see the filters)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p_replay.add_argument("--group", required=True, help="consumer group whose DLQ to replay, e.g. bonus")
+    p_replay.add_argument("--topic", help="only the DLQ of this source topic")
+    _add_filters(p_replay)
+    p_replay.add_argument("--dry-run", action="store_true", help="show what would be done; send nothing")
+    p_replay.add_argument("--limit", type=int, help="replay at most this many records")
+    p_replay.add_argument("--rate", type=float, help="at most this many records per second")
+    p_replay.add_argument("--target", help="send to this topic instead of the original (must be allowed)")
+    p_replay.add_argument("--allow-topic", action="append", default=[], metavar="TOPIC",
+                          help="also allow this target (the original topic is always allowed); repeatable")
+    p_replay.add_argument("--max-replays", type=int, default=DEFAULT_MAX_REPLAYS,
+                          help="a record replayed this many times goes to the parking topic instead")
+    p_replay.add_argument("--again", action="store_true",
+                          help="also replay records an earlier replay already sent (dedupe keeps the effect once)")
+    p_replay.add_argument("--database", help="the group's database URL for the replay log (default: the group's "
+                                             "database on DATABASE_URL's server)")
+    p_replay.add_argument("--operator", default=os.environ.get("USER") or _user(), help="recorded in dlq_replays")
+    return parser
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="since", type=parse_time, help="failed at or after (ISO 8601, or 30m / 2h / 7d ago)")
+    p.add_argument("--to", dest="until", type=parse_time, help="failed at or before")
+    p.add_argument("--key", action="append", default=[], help="record key; repeatable")
+    p.add_argument("--event-id", action="append", default=[], help="event id; repeatable")
+    p.add_argument("--category", action="append", default=[], choices=["non-retriable", "retriable", "unknown"])
+    p.add_argument("--error-class", action="append", default=[],
+                   help="full or short class name, e.g. SchemaInvalid; repeatable")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    for event_id in args.event_id:
+        try:
+            uuid.UUID(event_id)
+        except ValueError:
+            raise ReplayError(f"--event-id {event_id!r} is not a UUID") from None
+    return Filters(args.since, args.until, frozenset(args.key), frozenset(args.event_id), frozenset(args.category),
+                   frozenset(args.error_class))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.command == "show":
+        records = await read_records(args.bootstrap, [args.dlq_topic])
+        found = [r for r in records if (r.partition, r.offset) == (args.partition, args.offset)]
+        if not found:
+            raise ReplayError(f"no record at {args.dlq_topic}[{args.partition}]@{args.offset}; `dlq-list` shows "
+                              "where records are")
+        print("\n".join(show_lines(found[0])))
+        return 0
+    filters = _filters(args)
+    if args.command == "list":
+        topics = await dlq_topics(args.bootstrap, args.group, args.topic)
+        records = [r for r in await read_records(args.bootstrap, topics, sys.stderr) if filters.matches(r)]
+        print(f"DLQ topics: {', '.join(topics) or 'none'}")
+        print("\n".join(group_lines(records)))
+        return 0
+    dsn = args.database or database_url_for(CommonSettings().database_url, args.group)
+    options = ReplayOptions(group=args.group, filters=filters, source_topic=args.topic, target=args.target,
+                            allow=frozenset(args.allow_topic), dry_run=args.dry_run, limit=args.limit,
+                            rate=args.rate, max_replays=args.max_replays, again=args.again, operator=args.operator)
+    summary = await replay(args.bootstrap, dsn, options)
+    for record, action, detail in summary.actions:
+        shown = DRY_ACTIONS[action].replace("-", " ") if options.dry_run else action
+        print(f"  {record.ref} event_id={record.event_id or '-'} {record.error_class}: {shown} -> {detail}")
+    print(summary.line())
+    return 0 if summary.result in ("ok", "dry-run") else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        print("error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(args))
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: what was sent before is recorded in dlq_replays", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

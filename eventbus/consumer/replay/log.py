@@ -1,0 +1,76 @@
+"""The replay log: `dlq_replays` (one row per run) and `dlq_replayed_records` (one row per record and what
+was done with it) in the consumer group's database."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from eventbus.consumer.replay.policy import ReplayOptions
+from eventbus.consumer.replay.read import DlqRecord, ReplayError
+from eventbus.db import plain_url
+
+if TYPE_CHECKING:
+    from eventbus.consumer.replay.run import ReplaySummary
+
+
+class ReplayLog:
+    """`dlq_replays` / `dlq_replayed_records` in the consumer group's database."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def connect(cls, dsn: str) -> ReplayLog:
+        try:
+            conn = await asyncpg.connect(plain_url(dsn), timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ReplayError(f"cannot reach the replay log database {redact(dsn)} ({exc!r}); is the stack "
+                              "running? (`make run`, or set DATABASE_URL / pass --database)") from exc
+        return cls(conn)
+
+    async def start(self, options: ReplayOptions, dlq_topics: Sequence[str]) -> int:
+        return int(await self.conn.fetchval(
+            "INSERT INTO dlq_replays (operator, dlq_topic, filters, dry_run) VALUES ($1, $2, $3, $4) RETURNING id",
+            options.operator, ",".join(dlq_topics),
+            json.dumps({**options.filters.as_dict(), "source_topic": options.source_topic, "target": options.target,
+                        "allow": sorted(options.allow), "limit": options.limit, "rate": options.rate,
+                        "max_replays": options.max_replays, "again": options.again}),
+            options.dry_run))
+
+    async def already_replayed(self, records: Iterable[DlqRecord]) -> set[tuple[str, int, int]]:
+        refs = list(records)
+        if not refs:
+            return set()
+        rows = await self.conn.fetch(
+            """SELECT r.dlq_topic, r.dlq_partition, r.dlq_offset FROM dlq_replayed_records r
+               JOIN dlq_replays p ON p.id = r.replay_id
+               JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS s(t, p, o)
+                 ON r.dlq_topic = s.t AND r.dlq_partition = s.p AND r.dlq_offset = s.o
+               WHERE NOT p.dry_run AND r.action IN ('replayed', 'parked')""",
+            [r.topic for r in refs], [r.partition for r in refs], [r.offset for r in refs])
+        return {(row[0], row[1], row[2]) for row in rows}
+
+    async def record(self, replay_id: int, record: DlqRecord, action: str, target: str | None) -> None:
+        await self.conn.execute(
+            """INSERT INTO dlq_replayed_records (replay_id, dlq_topic, dlq_partition, dlq_offset, event_id, action,
+               target_topic) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            replay_id, record.topic, record.partition, record.offset, record.event_id, action, target)
+
+    async def finish(self, summary: ReplaySummary) -> None:
+        assert summary.replay_id is not None
+        await self.conn.execute(
+            """UPDATE dlq_replays SET finished_at = now(), selected = $2, replayed = $3, parked = $4, refused = $5,
+               result = $6 WHERE id = $1""",
+            summary.replay_id, summary.selected, summary.replayed, summary.parked, summary.refused, summary.result)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

@@ -1,4 +1,4 @@
-"""What the benchmarks share: timestamped progress on stderr, and the servers to run against."""
+"""What the benchmarks share: timestamped progress on stderr, the servers to run against, process CPU time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tests.waiting import free_port
@@ -19,25 +19,66 @@ def say(message: str) -> None:
 
 
 @contextlib.contextmanager
-def stack(workdir: Path) -> Iterator[tuple[str, str]]:
-    """(server URL, bootstrap servers): the environment's, or embedded ones started here."""
-    from eventbus.stack.broker import TansuBroker
+def postgres(workdir: Path, note: Callable[[str], None] = say) -> Iterator[str]:
+    """A PostgreSQL server URL: DATABASE_URL's, or an embedded server started here (data in `workdir`)."""
     from eventbus.stack.postgres import EmbeddedPostgres
 
-    server_url, bootstrap = os.environ.get("DATABASE_URL"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    pg = broker = None
+    server_url = os.environ.get("DATABASE_URL")
+    if server_url:
+        yield server_url
+        return
+    pg = EmbeddedPostgres(workdir / "pg" / "data", free_port())
     try:
-        if not server_url:
-            pg = EmbeddedPostgres(workdir / "pg" / "data", free_port())
-            server_url = pg.start()
-            say(f"embedded PostgreSQL on {server_url}")
-        if not bootstrap:
-            broker = TansuBroker(free_port(), workdir / "tansu.log")
-            bootstrap = broker.start()
-            say(f"embedded Tansu on {bootstrap}")
-        yield server_url, bootstrap
+        server_url = pg.start()
+        note(f"embedded PostgreSQL on {server_url}")
+        yield server_url
     finally:
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop(mode="immediate")
+        pg.stop(mode="immediate")
+
+
+@contextlib.contextmanager
+def broker(workdir: Path, note: Callable[[str], None] = say) -> Iterator[str]:
+    """Kafka bootstrap servers: KAFKA_BOOTSTRAP_SERVERS, or an embedded Tansu started here."""
+    from eventbus.stack.broker import TansuBroker
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        yield bootstrap
+        return
+    tansu = TansuBroker(free_port(), workdir / "tansu.log")
+    try:
+        bootstrap = tansu.start()
+        note(f"embedded Tansu on {bootstrap}")
+        yield bootstrap
+    finally:
+        tansu.stop()
+
+
+@contextlib.contextmanager
+def stack(workdir: Path) -> Iterator[tuple[str, str]]:
+    """(server URL, bootstrap servers): the environment's, or embedded ones started here."""
+    with postgres(workdir) as server_url, broker(workdir) as bootstrap:
+        yield server_url, bootstrap
+
+
+async def drop_databases(server_url: str, names: Sequence[str]) -> None:
+    """Drop the bench's databases (on a server that outlives the run: DATABASE_URL's)."""
+    import asyncpg
+
+    from eventbus.db import plain_url, with_database
+
+    conn = await asyncpg.connect(plain_url(with_database(server_url, "postgres")), timeout=10)
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -56,7 +56,7 @@ from eventbus.topics import TopicSpec, ensure_topics
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from services.topology import TASK_RESULTS
-from tests.bench.common import say, stack
+from tests.bench.common import drop_databases, say, stack
 from tests.bench.consumer_traffic import Record, Traffic, make_traffic, produce, seed_database, with_redeliveries
 from tests.bench.consumer_worker import Launch, run_worker
 
@@ -119,15 +119,6 @@ async def new_database(run: Run, variant: str) -> str:
         await conn.close()
     run.databases.append(name)
     return plain_url(with_database(run.server_url, name))
-
-
-async def drop_databases(run: Run) -> None:
-    conn = await asyncpg.connect(plain_url(with_database(run.server_url, "postgres")))
-    try:
-        for name in [*run.databases, f"bench_{run.tag}_template"]:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -455,7 +446,7 @@ async def amain(run: Run) -> None:
         await bench(run, profile)
     finally:
         if os.environ.get("DATABASE_URL") and not run.args.keep:  # an embedded server goes with the workdir
-            await drop_databases(run)
+            await drop_databases(run.server_url, [*run.databases, f"bench_{run.tag}_template"])
     if profile is not None:
         profile.dump_stats(run.workdir / "processor.prof")
         for name in ("processor.prof", "worker.prof"):

@@ -30,6 +30,7 @@ from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec
 from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
+from tests.bench import common
 from tests.waiting import free_port
 
 
@@ -61,12 +62,7 @@ class WorkerRun:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return common.cpu_seconds(pid) or 0.0  # 0 where /proc is missing
 
 
 async def run_worker(launch: Launch, expected: int, say: Callable[[str], None], *, noop: bool = False) -> WorkerRun:

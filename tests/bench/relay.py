@@ -46,7 +46,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from eventbus.db import create_engine, plain_url, with_database
+from eventbus.db import create_engine, plain_url
 from eventbus.migrate import upgrade
 from eventbus.outbox import OutboxWriter, Route
 from eventbus.outbox import writer as outbox_writer
@@ -55,7 +55,7 @@ from eventbus.outbox.writer import lock_key
 from eventbus.schemas.client import SchemaClient
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec, ensure_topics, partitions_of
-from tests.bench.common import say, stack
+from tests.bench.common import drop_databases, say, stack
 from tests.integration.outbox_helpers import COLUMNS, EVENT, check_topic, payload, read_all
 from tests.waiting import eventually, free_port
 
@@ -98,15 +98,6 @@ async def new_database(run: Run, phase: str) -> str:
     name = f"bench_relay_{run.tag}_{phase}"
     run.databases.append(name)
     return await asyncio.to_thread(upgrade, "management", run.server_url, database=name)
-
-
-async def drop_databases(run: Run) -> None:
-    conn = await asyncpg.connect(plain_url(with_database(run.server_url, "postgres")))
-    try:
-        for name in run.databases:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def writer(topic: str) -> OutboxWriter:
@@ -662,7 +653,7 @@ async def amain(run: Run) -> None:
                 await {"throughput": throughput, "latency": latency, "soak": soak}[phase](run)
     finally:
         if os.environ.get("DATABASE_URL") and not run.args.keep:  # an embedded server goes with the workdir
-            await drop_databases(run)
+            await drop_databases(run.server_url, run.databases)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from eventbus.stack.restart import restart_file, serve_restart
+from eventbus.stack.state import write_state
 from eventbus.stack.supervisor import ProcessSpec, Supervisor
-from services.stack import Stack, StackSettings, _restart_file, _serve_restart, _write_state, cmd_restart
+from services.stack import Stack, StackSettings, cmd_restart
 from tests.waiting import eventually_sync, free_port
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +49,7 @@ def running(tmp_path: Path) -> Iterator[tuple[StackSettings, Stack, str]]:
     stack.supervisor.start(ProcessSpec("svc", [sys.executable, "-c", SERVICE, str(port)], port, {"FLAG": "old"}))
     url = f"http://127.0.0.1:{port}"
     eventually_sync(lambda: _flag(url) == "old", what="the stand-in service")
-    _write_state(settings, ready=True, urls={"svc": url})  # this process plays the stack's control loop
+    write_state(settings.stack_data_dir, ready=True, urls={"svc": url})  # this process plays the stack's control loop
     yield settings, stack, url
     stack.supervisor.stop_all()
 
@@ -58,8 +60,8 @@ def test_restart_replaces_the_process_with_the_new_environment(running: tuple[St
     old = stack.supervisor.processes["svc"]
     with ThreadPoolExecutor(1) as pool:
         result = pool.submit(cmd_restart, settings, "svc", ["FLAG=fixed"])
-        eventually_sync(lambda: _restart_file(settings).exists(), what="the restart request")
-        _serve_restart(settings, stack, set())  # what the `run` loop does when it sees the request
+        eventually_sync(lambda: restart_file(settings.stack_data_dir).exists(), what="the restart request")
+        serve_restart(settings.stack_data_dir, stack.supervisor, set())  # what the `run` loop does on a request
         assert result.result(30) == 0
     assert _flag(url) == "fixed" and old.poll() is not None
     assert stack.supervisor.processes["svc"].pid != old.pid
@@ -72,15 +74,15 @@ def test_restart_refuses_an_unknown_process_or_a_bad_variable(running: tuple[Sta
     settings, _, url = running
     assert cmd_restart(settings, name, env) == code
     assert ("known: svc" if name == "nope" else "write NAME=VALUE") in capsys.readouterr().err
-    assert not _restart_file(settings).exists() and _flag(url) == "old"
+    assert not restart_file(settings.stack_data_dir).exists() and _flag(url) == "old"
 
 
 def test_a_bad_request_is_answered_with_an_error_and_changes_nothing(
         running: tuple[StackSettings, Stack, str]) -> None:
     settings, stack, url = running
-    _restart_file(settings).write_text("{half a reque")
-    _serve_restart(settings, stack, set())
-    assert "bad restart request" in json.loads(_restart_file(settings).read_text())["error"]
+    restart_file(settings.stack_data_dir).write_text("{half a reque")
+    serve_restart(settings.stack_data_dir, stack.supervisor, set())
+    assert "bad restart request" in json.loads(restart_file(settings.stack_data_dir).read_text())["error"]
     assert _flag(url) == "old"
 
 
@@ -90,7 +92,7 @@ def test_a_request_nobody_takes_times_out_and_is_withdrawn(running: tuple[StackS
     quick = settings.model_copy(update={"ready_timeout": 0.5})
     assert cmd_restart(quick, "svc", []) == 1  # no control loop serves the request here
     assert "did not take the restart request" in capsys.readouterr().err
-    assert not _restart_file(settings).exists() and _flag(url) == "old"
+    assert not restart_file(settings.stack_data_dir).exists() and _flag(url) == "old"
 
 
 def test_restart_without_a_running_stack_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

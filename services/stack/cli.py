@@ -1,0 +1,169 @@
+"""The whole system as processes: `python -m services.stack run | run-bg | stop | status | init | restart`.
+
+`run` starts embedded PostgreSQL unless DATABASE_URL is set and Tansu unless KAFKA_BOOTSTRAP_SERVERS
+is set, creates and migrates the databases, declares the topics, starts the registry (which loads
+schemas/), the three APIs, the two relays and the two workers, waits for every /health, prints the
+URLs and one "ready in N s" line, and on Ctrl-C or SIGTERM stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from eventbus.migrate import ALL_DATABASES
+from eventbus.stack.broker import BrokerError
+from eventbus.stack.postgres import EmbeddedPostgresError
+from eventbus.stack.restart import request_restart, restart_file, serve_restart
+from eventbus.stack.state import pid_alive, read_state, remove_state, write_state
+from eventbus.stack.supervisor import StartupError
+from eventbus.topics import TopicMismatch
+from services.stack.settings import StackSettings
+from services.stack.system import Stack
+from services.stack.topology import initialise
+
+
+def cmd_run(s: StackSettings) -> int:
+    running = read_state(s.stack_data_dir)
+    if running:
+        print(f"the stack is already running (pid {running['pid']}); `make stop` first", file=sys.stderr)
+        return 1
+    stop = False
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = Stack(s)
+    write_state(s.stack_data_dir, ready=False)
+    try:
+        ready_in = stack.up()
+        urls = stack.urls()
+        write_state(s.stack_data_dir, ready=True, urls=urls, ready_in=round(ready_in, 1))
+        for name, url in urls.items():
+            print(f"  {name:<17} {url}")
+        print(f"logs: {stack.log_dir}/<process>.log")
+        print(f"ready in {ready_in:.1f} s  (Ctrl-C stops everything)", flush=True)
+        reported: set[str] = set()
+        while not stop:
+            time.sleep(0.3)
+            assert stack.supervisor is not None
+            if restart_file(s.stack_data_dir).exists():
+                serve_restart(s.stack_data_dir, stack.supervisor, reported)
+            for name, code in stack.supervisor.exited().items():
+                if name not in reported:
+                    reported.add(name)
+                    print(f"!! {name} exited with code {code}; see {stack.supervisor.log_path(name)}", flush=True)
+        return 0
+    except (StartupError, BrokerError, EmbeddedPostgresError, TopicMismatch) as exc:
+        print(f"startup failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.down()
+        remove_state(s.stack_data_dir)
+        print("stopped", flush=True)
+
+
+def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
+    state = read_state(s.stack_data_dir)
+    if not state or not state.get("ready"):
+        print("the stack is not running; `make run-bg` first", file=sys.stderr)
+        return 1
+    urls = state.get("urls")
+    assert isinstance(urls, dict)
+    return request_restart(s.stack_data_dir, urls, name, env, s.ready_timeout)
+
+
+def cmd_run_bg(s: StackSettings) -> int:
+    if read_state(s.stack_data_dir):
+        print("the stack is already running; `make stop` first", file=sys.stderr)
+        return 1
+    log = s.stack_data_dir / "logs" / "stack.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", "services.stack", "run"], stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + s.ready_timeout + 30
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            print(f"the stack failed to start; see {log}:\n" + log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            return 1
+        state = read_state(s.stack_data_dir)
+        if state and state.get("ready"):
+            urls = state.get("urls")
+            assert isinstance(urls, dict)
+            for name, url in urls.items():
+                print(f"  {name:<17} {url}")
+            print(f"ready in {state['ready_in']} s (pid {child.pid}; `make stop` stops it; log {log})")
+            return 0
+        time.sleep(0.2)
+    print(f"not ready in time; see {log}", file=sys.stderr)
+    return 1
+
+
+def cmd_stop(s: StackSettings) -> int:
+    state = read_state(s.stack_data_dir)
+    if not state:
+        print("the stack is not running")
+        return 0
+    pid = state["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+        print(f"the stack (pid {pid}) did not stop in 60 s and was killed")
+        return 1
+    print("stopped")
+    return 0
+
+
+def cmd_init(s: StackSettings) -> int:
+    """For external servers (docker compose): databases, migrations and topics, then exit."""
+    if not s.database_url or not s.kafka_bootstrap_servers:
+        print("init needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (it does not start the embedded stack)",
+              file=sys.stderr)
+        return 2
+    created = initialise(s.database_url, s.kafka_bootstrap_servers, s.topic_replication_factor)
+    print(f"databases migrated: {', '.join(ALL_DATABASES)}; topics created: {', '.join(created) or 'none'}")
+    return 0
+
+
+def cmd_status(s: StackSettings) -> int:
+    state = read_state(s.stack_data_dir)
+    print(json.dumps(state or {"running": False}, indent=2))
+    return 0 if state else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init", "restart"],
+                        help="run: foreground; run-bg: background; stop; status; init: migrate and declare "
+                             "topics on external servers; restart NAME: restart one process of a running stack")
+    parser.add_argument("name", nargs="?", help="restart: the process, e.g. bonus-worker")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="restart: set this variable for the restarted process (repeatable)")
+    args = parser.parse_args()
+    settings = StackSettings()
+    if args.command == "restart":
+        if not args.name:
+            parser.error("restart needs the process name, e.g. `restart bonus-worker`")
+        sys.exit(cmd_restart(settings, args.name, args.env))
+    commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "status": cmd_status, "init": cmd_init}
+    sys.exit(commands[args.command](settings))
+
+
+if __name__ == "__main__":
+    main()

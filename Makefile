@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run run-bg stop restart status demo migrate test test-unit test-integration test-e2e lint typecheck \
-        check bench bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
+        check bench bench-quick bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
         registry-diff dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
 
@@ -86,6 +86,11 @@ bench-relay: $(STAMP) ## relay drain vs raw aiokafka; commit -> readable latency
 
 bench-consumer: $(STAMP) ## applied events/s with dedupe vs raw aiokafka consumption
 	$(PY) -m tests.bench.consumer $(ARGS)
+
+bench-quick: $(STAMP) ## every benchmark's checks on small inputs (seconds each; runs in CI; speed reported, not judged)
+	$(PY) -m tests.bench.registry --quick
+	$(PY) -m tests.bench.relay --quick
+	$(PY) -m tests.bench.consumer --quick
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from services.stack import StackSettings
+from eventbus.stack.state import data_dir_from_env, read_state
+from eventbus.stack.target import shown_path, why_no_stack
 
 
 class DemoError(RuntimeError):
@@ -40,9 +41,15 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=3, help="tasks per manager")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each step")
     args = parser.parse_args()
-    s = StackSettings()
-    base = {name: f"http://{s.host}:{port}" for name, port in
-            (("management", s.management_port), ("hiring", s.hiring_port), ("bonus", s.bonus_port))}
+    data_dir = data_dir_from_env()
+    state = read_state(data_dir)
+    if state is None or not state.ready:
+        reason = why_no_stack(data_dir) if state is None else f"the stack (pid {state.pid}) is still starting"
+        print(f"no stack to drive: {reason}; start it with `make run-bg` (or `make run` in another terminal)",
+              file=sys.stderr)
+        return 1
+    base = {name: state.urls[name] for name in ("management", "hiring", "bonus")}
+    print(f"stack: {shown_path(data_dir)} (pid {state.pid}), " + ", ".join(f"{k} {v}" for k, v in base.items()))
     try:
         return run(base, args.managers, args.tasks, args.timeout)
     except httpx.ConnectError as exc:

@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSettings(CommonSettings):
-    worker_port: int = 8103
+    #: /health and /metrics of each consumer group's worker of this system: distinct, so workers started on
+    #: their own do not collide; the stack reads the same fields. `port_for` says which setting wins.
+    bonus_worker_port: int = 8103
+    hiring_worker_port: int = 8104
+    #: the port of whichever worker reads it (compose sets it per container; tests set it for a worker of theirs)
+    worker_port: int | None = None
     consumer_batch_max: int = 500
     #: how long a partial batch waits for more records: the latency price of batching at low load
     consumer_batch_within: float = 0.02
@@ -53,6 +58,15 @@ class WorkerSettings(CommonSettings):
     #: longer than topic retention (7 d) plus DLQ retention (14 d): a replay is still deduplicated
     consumer_dedupe_retention_days: float = 30.0
     consumer_data_dir: Path = Path(".data/faust")
+
+    def port_for(self, group: str) -> int:
+        """`<GROUP>_WORKER_PORT` when set, else WORKER_PORT, else the group's default above."""
+        own = f"{group}_worker_port"
+        if own in self.model_fields_set or (self.worker_port is None and own in type(self).model_fields):
+            return int(getattr(self, own))
+        if self.worker_port is not None:
+            return self.worker_port
+        raise ValueError(f"no port for the {group} worker: set WORKER_PORT")
 
     def processor_config(self) -> ProcessorConfig:
         return ProcessorConfig(
@@ -151,8 +165,9 @@ def build_app(
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         broker=broker_urls(settings.kafka_bootstrap_servers),
         store="memory://",
-        web_host=settings.host,
-        web_port=settings.worker_port,
+        web_host=settings.host,  # the host in the URLs Faust builds
+        web_bind=settings.host,  # the interface it listens on: Faust's default is every interface (0.0.0.0)
+        web_port=settings.port_for(group),
         web_enabled=True,
         topic_disable_leader=True,
         topic_allow_declare=False,

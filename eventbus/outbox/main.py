@@ -23,7 +23,12 @@ from eventbus.topics import TopicSpec
 
 
 class RelaySettings(CommonSettings):
-    relay_port: int = 8101
+    #: /health and /metrics of each relay of this system: distinct, so relays started on their own do not
+    #: collide; the stack reads the same fields. `port_for` says which setting wins.
+    management_relay_port: int = 8101
+    hiring_relay_port: int = 8102
+    #: the port of whichever relay reads it (compose sets it per container; tests set it for a relay of theirs)
+    relay_port: int | None = None
     relay_batch_size: int = 5000
     relay_poll_interval: float = 1.0
     relay_lease_ttl: float = 20.0
@@ -38,6 +43,15 @@ class RelaySettings(CommonSettings):
     relay_cleanup_batch: int = 5000
     relay_vacuum_after_deleted: int = 50_000
     relay_idempotence: Idempotence = "auto"
+
+    def port_for(self, service: str) -> int:
+        """`<SERVICE>_RELAY_PORT` when set, else RELAY_PORT, else the service's default above."""
+        own = f"{service}_relay_port"
+        if own in self.model_fields_set or (self.relay_port is None and own in type(self).model_fields):
+            return int(getattr(self, own))
+        if self.relay_port is not None:
+            return self.relay_port
+        raise ValueError(f"no port for the {service} relay: set RELAY_PORT")
 
     def config(self) -> RelayConfig:
         return RelayConfig(
@@ -77,7 +91,8 @@ async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings) 
         ok, checks = await run_probes({"database": database, "broker": kafka})
         return ok, {"status": "ok" if ok else "unavailable", "checks": checks, "relay": relay.status()}
 
-    runner = await start_ops_server(ops_app(health, relay.metrics.registry), settings.host, settings.relay_port)
+    runner = await start_ops_server(ops_app(health, relay.metrics.registry), settings.host,
+                                    settings.port_for(service))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, relay.stop)

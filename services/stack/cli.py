@@ -9,6 +9,8 @@ URLs and one "ready in N s" line, and on Ctrl-C or SIGTERM stops everything it s
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -21,7 +23,9 @@ from eventbus.stack.broker import BrokerError
 from eventbus.stack.postgres import EmbeddedPostgresError
 from eventbus.stack.restart import request_restart, restart_file, serve_restart
 from eventbus.stack.state import pid_alive, read_state, remove_state, write_state
+from eventbus.stack.status import check_stack, render
 from eventbus.stack.supervisor import StartupError
+from eventbus.stack.target import shown_path, why_no_stack
 from eventbus.topics import TopicMismatch
 from services.stack.settings import StackSettings
 from services.stack.system import Stack
@@ -31,7 +35,7 @@ from services.stack.topology import initialise
 def cmd_run(s: StackSettings) -> int:
     running = read_state(s.stack_data_dir)
     if running:
-        print(f"the stack is already running (pid {running['pid']}); `make stop` first", file=sys.stderr)
+        print(f"the stack is already running (pid {running.pid}); `make stop` first", file=sys.stderr)
         return 1
     stop = False
 
@@ -42,11 +46,12 @@ def cmd_run(s: StackSettings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     stack = Stack(s)
-    write_state(s.stack_data_dir, ready=False)
+    started_at = time.time()
+    write_state(s.stack_data_dir, ready=False, started_at=started_at)
     try:
-        ready_in = stack.up()
+        ready_in = round(stack.up(), 1)
+        record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
         urls = stack.urls()
-        write_state(s.stack_data_dir, ready=True, urls=urls, ready_in=round(ready_in, 1))
         for name, url in urls.items():
             print(f"  {name:<17} {url}")
         print(f"logs: {stack.log_dir}/<process>.log")
@@ -55,12 +60,17 @@ def cmd_run(s: StackSettings) -> int:
         while not stop:
             time.sleep(0.3)
             assert stack.supervisor is not None
+            changed = False
             if restart_file(s.stack_data_dir).exists():
                 serve_restart(s.stack_data_dir, stack.supervisor, reported)
+                changed = True
             for name, code in stack.supervisor.exited().items():
                 if name not in reported:
                     reported.add(name)
+                    changed = True
                     print(f"!! {name} exited with code {code}; see {stack.supervisor.log_path(name)}", flush=True)
+            if changed:  # the state file has each process's pid, and its exit code once it exited
+                record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
         return 0
     except (StartupError, BrokerError, EmbeddedPostgresError, TopicMismatch) as exc:
         print(f"startup failed: {exc}", file=sys.stderr)
@@ -73,14 +83,21 @@ def cmd_run(s: StackSettings) -> int:
         print("stopped", flush=True)
 
 
+def record(s: StackSettings, stack: Stack, *, ready: bool, ready_in: float, started_at: float) -> None:
+    """The state file: where the running stack's servers and processes are, for `status` and operator commands."""
+    write_state(s.stack_data_dir, ready=ready, ready_in=ready_in, started_at=started_at,
+                database_url=stack.database_url, bootstrap_servers=stack.bootstrap_servers,
+                registry_url=stack.registry_url,
+                processes={name: dataclasses.asdict(p) for name, p in stack.processes().items()},
+                servers={name: dataclasses.asdict(v) for name, v in stack.servers().items()})
+
+
 def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
     state = read_state(s.stack_data_dir)
-    if not state or not state.get("ready"):
+    if not state or not state.ready:
         print("the stack is not running; `make run-bg` first", file=sys.stderr)
         return 1
-    urls = state.get("urls")
-    assert isinstance(urls, dict)
-    return request_restart(s.stack_data_dir, urls, name, env, s.ready_timeout)
+    return request_restart(s.stack_data_dir, state.urls, name, env, s.ready_timeout)
 
 
 def cmd_run_bg(s: StackSettings) -> int:
@@ -98,12 +115,11 @@ def cmd_run_bg(s: StackSettings) -> int:
             print(f"the stack failed to start; see {log}:\n" + log.read_text(errors="replace")[-3000:], file=sys.stderr)
             return 1
         state = read_state(s.stack_data_dir)
-        if state and state.get("ready"):
-            urls = state.get("urls")
-            assert isinstance(urls, dict)
-            for name, url in urls.items():
+        if state and state.ready:
+            for name, url in state.urls.items():
                 print(f"  {name:<17} {url}")
-            print(f"ready in {state['ready_in']} s (pid {child.pid}; `make stop` stops it; log {log})")
+            print(f"ready in {state.ready_in} s (pid {child.pid}; `make stop` stops it, `make status` checks it; "
+                  f"log {log})")
             return 0
         time.sleep(0.2)
     print(f"not ready in time; see {log}", file=sys.stderr)
@@ -115,8 +131,7 @@ def cmd_stop(s: StackSettings) -> int:
     if not state:
         print("the stack is not running")
         return 0
-    pid = state["pid"]
-    assert isinstance(pid, int)
+    pid = state.pid
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
     while pid_alive(pid) and time.monotonic() < deadline:
@@ -140,13 +155,33 @@ def cmd_init(s: StackSettings) -> int:
     return 0
 
 
-def cmd_status(s: StackSettings) -> int:
+NOT_RUNNING = 3
+
+
+def cmd_status(s: StackSettings, as_json: bool = False) -> int:
+    """One line per server and process from live checks; exit 0 when all are healthy, 1 when any is not (or
+    the stack is still starting), 3 when no stack runs."""
     state = read_state(s.stack_data_dir)
-    print(json.dumps(state or {"running": False}, indent=2))
-    return 0 if state else 1
+    if state is None:
+        reason = why_no_stack(s.stack_data_dir)
+        if as_json:
+            print(json.dumps({"running": False, "reason": reason}))
+        else:
+            print(f"stack: not running: {reason}. Start it with `make run-bg` (or `make run`); STACK_DATA_DIR "
+                  "picks the data folder of a stack started elsewhere")
+        return NOT_RUNNING
+    checks = asyncio.run(check_stack(state))
+    healthy = state.ready and all(c.healthy for c in checks)
+    if as_json:
+        print(json.dumps({"running": True, "ready": state.ready, "healthy": healthy, "pid": state.pid,
+                          "data_dir": str(state.data_dir), "checks": [dataclasses.asdict(c) for c in checks]},
+                         indent=2))
+    else:
+        print("\n".join(render(state, checks, shown_path(s.stack_data_dir))))
+    return 0 if healthy else 1
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init", "restart"],
@@ -155,13 +190,16 @@ def main() -> None:
     parser.add_argument("name", nargs="?", help="restart: the process, e.g. bonus-worker")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="restart: set this variable for the restarted process (repeatable)")
-    args = parser.parse_args()
+    parser.add_argument("--json", action="store_true", help="status: machine-readable output")
+    args = parser.parse_args(argv)
     settings = StackSettings()
     if args.command == "restart":
         if not args.name:
             parser.error("restart needs the process name, e.g. `restart bonus-worker`")
         sys.exit(cmd_restart(settings, args.name, args.env))
-    commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "status": cmd_status, "init": cmd_init}
+    if args.command == "status":
+        sys.exit(cmd_status(settings, args.json))
+    commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "init": cmd_init}
     sys.exit(commands[args.command](settings))
 
 

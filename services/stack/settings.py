@@ -1,12 +1,25 @@
-"""How `python -m services.stack` runs: which servers, which data folder, which host and ports."""
+"""How `python -m services.stack` runs: which servers, which data folder, which host.
+
+The processes' ports are not here: each comes from the settings class of the process that listens on it
+(see `services.stack.topology.planned`), so the stack and a process started on its own agree.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from eventbus.settings import REPO_ROOT
+from eventbus.settings import EMBEDDED_BOOTSTRAP_SERVERS, EMBEDDED_DATABASE_URL
+from eventbus.stack.state import DEFAULT_DATA_DIR
+
+
+def _port(address: str) -> int:
+    port = urlsplit(address if "//" in address else f"//{address}").port
+    assert port is not None, address
+    return port
 
 
 class StackSettings(BaseSettings):
@@ -14,22 +27,15 @@ class StackSettings(BaseSettings):
 
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
-    embedded_pg_port: int = 54329
-    embedded_kafka_port: int = 19092
-    stack_data_dir: Path = REPO_ROOT / ".data"
+    #: the embedded servers listen where every process looks by default (eventbus.settings)
+    embedded_pg_port: int = _port(EMBEDDED_DATABASE_URL)
+    embedded_kafka_port: int = _port(EMBEDDED_BOOTSTRAP_SERVERS)
+    #: STACK_DATA_DIR: data, logs and the state file operator commands find the running stack by
+    stack_data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
-    registry_port: int = 8000
-    management_port: int = 8001
-    hiring_port: int = 8002
-    bonus_port: int = 8003
-    management_relay_port: int = 8101
-    hiring_relay_port: int = 8102
-    bonus_worker_port: int = 8103
-    hiring_worker_port: int = 8104
+    #: per-process port overrides by process name (tests run whole stacks on free ports); operators set
+    #: each process's own variable instead (MANAGEMENT_PORT, HIRING_RELAY_PORT, ...)
+    ports: dict[str, int] = Field(default_factory=dict)
     ready_timeout: float = 120.0
     #: 1 on the embedded broker; 3 on the compose cluster (min.insync.replicas=2)
     topic_replication_factor: int = 1
-
-    @property
-    def registry_url(self) -> str:
-        return f"http://{self.host}:{self.registry_port}"

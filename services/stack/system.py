@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventbus.migrate import ALL_DATABASES
-from eventbus.stack.broker import TansuBroker
+from eventbus.stack.broker import TansuBroker, port_open
 from eventbus.stack.postgres import EmbeddedPostgres
-from eventbus.stack.supervisor import Supervisor
+from eventbus.stack.state import ProcessState, ServerState
+from eventbus.stack.supervisor import StartupError, Supervisor
+from eventbus.stack.target import address
 from services.stack.settings import StackSettings
-from services.stack.topology import initialise, process_specs
+from services.stack.topology import initialise, planned, port_clashes, process_specs
+from services.stack.topology import registry_url as planned_registry_url
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Stack:
     supervisor: Supervisor | None = None
     database_url: str = ""
     bootstrap_servers: str = ""
+    registry_url: str = ""
 
     @property
     def log_dir(self) -> Path:
@@ -36,6 +40,7 @@ class Stack:
         started = time.monotonic()
         say = print if progress else (lambda *_a, **_k: None)
         s = self.settings
+        self.check_ports()
         s.stack_data_dir.mkdir(parents=True, exist_ok=True)
         if s.database_url:
             self.database_url = s.database_url
@@ -53,10 +58,14 @@ class Stack:
             say(f"Kafka: embedded Tansu, {self.bootstrap_servers} (memory storage)")
         created = initialise(self.database_url, self.bootstrap_servers, s.topic_replication_factor)
         say(f"databases migrated: {', '.join(ALL_DATABASES)}; topics declared ({len(created)} new)")
+        self.registry_url = planned_registry_url(s)
         self.supervisor = Supervisor(self.log_dir, {
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            "REGISTRY_URL": s.registry_url,
+            "REGISTRY_URL": self.registry_url,
+            # where each API is, for the services that call another one (CommonSettings.<service>_url)
+            **{f"{p.name.upper()}_URL": f"http://{s.host}:{p.port}" for p in planned(s)
+               if p.name in ("management", "hiring", "bonus")},
             "HOST": s.host,
             "PYTHONUNBUFFERED": "1",
         })
@@ -67,6 +76,36 @@ class Stack:
             self.supervisor.start(spec)
         self.supervisor.wait_healthy([sp.name for sp in specs[1:]], s.ready_timeout)
         return time.monotonic() - started
+
+    def check_ports(self) -> None:
+        """Refuse to start on a port planned twice, or taken: a process that cannot listen exits, and the
+        stack would have taken the /health of whatever answers there (another stack?) for its own."""
+        s = self.settings
+        clashes = port_clashes(s)
+        if clashes:
+            raise StartupError("; ".join(clashes))
+        taken = [f"{p.port} ({p.name}; {p.port_variable} moves it)" for p in planned(s) if port_open(s.host, p.port)]
+        if taken:
+            raise StartupError(f"ports already taken on {s.host}: {', '.join(taken)}. Is another stack running "
+                               "(`make status`, `make stop`)?")
+
+    def processes(self) -> dict[str, ProcessState]:
+        """Each process's URL and pid, and its exit code if it exited, for the state file."""
+        if self.supervisor is None:
+            return {}
+        exited = self.supervisor.exited()
+        return {name: ProcessState(url, self.supervisor.processes[name].pid, exited.get(name))
+                for name, url in self.urls().items()}
+
+    def servers(self) -> dict[str, ServerState]:
+        found = {}
+        if self.database_url:
+            pid = self.postgres.postmaster_pid() if self.postgres is not None else None
+            found["postgresql"] = ServerState(address("database", self.database_url), self.postgres is not None, pid)
+        if self.bootstrap_servers:
+            pid = self.broker.process.pid if self.broker is not None and self.broker.process is not None else None
+            found["kafka"] = ServerState(self.bootstrap_servers, self.broker is not None, pid)
+        return found
 
     def down(self) -> None:
         if self.supervisor is not None:

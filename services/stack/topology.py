@@ -1,34 +1,79 @@
-"""Our system as the stack runs it: its processes, its topics, and what `initialise` prepares."""
+"""Our system as the stack runs it: its processes and their ports, its topics, and what `initialise` prepares."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from eventbus.consumer.dlq import dlq_topic, parking_topic
+from eventbus.consumer.worker import WorkerSettings
 from eventbus.migrate import ALL_DATABASES, upgrade
+from eventbus.outbox.main import RelaySettings
 from eventbus.stack.supervisor import ProcessSpec, python_module
 from eventbus.topics import TopicSpec, ensure_topics
+from registry.settings import RegistrySettings
+from services.bonus.settings import BonusSettings
+from services.hiring.settings import HiringSettings
+from services.management.settings import ManagementSettings
 from services.stack.settings import StackSettings
 from services.topology import BONUS_GROUP, HIRING_GROUP, TASKS, TOPICS
 
 
-def process_specs(s: StackSettings) -> list[ProcessSpec]:
-    """Every process, the registry first (the others validate against it)."""
-    return [
-        ProcessSpec("registry", python_module("registry"), s.registry_port, {"REGISTRY_PORT": str(s.registry_port)}),
-        ProcessSpec("management", python_module("services.management"), s.management_port,
-                    {"MANAGEMENT_PORT": str(s.management_port)}),
-        ProcessSpec("hiring", python_module("services.hiring"), s.hiring_port, {"HIRING_PORT": str(s.hiring_port)}),
-        ProcessSpec("bonus", python_module("services.bonus"), s.bonus_port, {"BONUS_PORT": str(s.bonus_port)}),
-        ProcessSpec("management-relay", python_module("services.management.relay"), s.management_relay_port,
-                    {"RELAY_PORT": str(s.management_relay_port)}),
-        ProcessSpec("hiring-relay", python_module("services.hiring.relay"), s.hiring_relay_port,
-                    {"RELAY_PORT": str(s.hiring_relay_port)}),
-        ProcessSpec("bonus-worker", python_module("services.bonus.worker"), s.bonus_worker_port,
-                    {"WORKER_PORT": str(s.bonus_worker_port)}),
-        ProcessSpec("hiring-worker", python_module("services.hiring.worker"), s.hiring_worker_port,
-                    {"WORKER_PORT": str(s.hiring_worker_port)}),
+@dataclass(frozen=True)
+class Planned:
+    name: str
+    module: str
+    #: the variable the process reads its port from; the stack sets it, so the process listens where planned
+    port_variable: str
+    port: int
+
+
+def planned(s: StackSettings) -> list[Planned]:
+    """Every process with its port, the registry first (the others validate against it). Each port is read
+    from the settings class the process itself uses (so from the same variables, with the same default)."""
+    relay, worker = RelaySettings(), WorkerSettings()
+    found = [
+        Planned("registry", "registry", "REGISTRY_PORT", RegistrySettings().registry_port),
+        Planned("management", "services.management", "MANAGEMENT_PORT", ManagementSettings().management_port),
+        Planned("hiring", "services.hiring", "HIRING_PORT", HiringSettings().hiring_port),
+        Planned("bonus", "services.bonus", "BONUS_PORT", BonusSettings().bonus_port),
+        Planned("management-relay", "services.management.relay", "MANAGEMENT_RELAY_PORT", relay.port_for("management")),
+        Planned("hiring-relay", "services.hiring.relay", "HIRING_RELAY_PORT", relay.port_for("hiring")),
+        Planned("bonus-worker", "services.bonus.worker", "BONUS_WORKER_PORT", worker.port_for(BONUS_GROUP)),
+        Planned("hiring-worker", "services.hiring.worker", "HIRING_WORKER_PORT", worker.port_for(HIRING_GROUP)),
     ]
+    return [Planned(p.name, p.module, p.port_variable, s.ports.get(p.name, p.port)) for p in found]
+
+
+PROCESS_NAMES = ("registry", "management", "hiring", "bonus", "management-relay", "hiring-relay", "bonus-worker",
+                 "hiring-worker")
+
+
+def process_specs(s: StackSettings) -> list[ProcessSpec]:
+    return [ProcessSpec(p.name, python_module(p.module), p.port, {p.port_variable: str(p.port)}) for p in planned(s)]
+
+
+def registry_url(s: StackSettings) -> str:
+    return f"http://{s.host}:{next(p.port for p in planned(s) if p.name == 'registry')}"
+
+
+def port_clashes(s: StackSettings) -> list[str]:
+    """Two listeners on one port, each as a sentence naming the variables that move them."""
+    listeners = [(p.name, p.port, p.port_variable) for p in planned(s)]
+    if not s.database_url:
+        listeners.append(("embedded PostgreSQL", s.embedded_pg_port, "EMBEDDED_PG_PORT"))
+    if not s.kafka_bootstrap_servers:
+        listeners.append(("embedded Kafka", s.embedded_kafka_port, "EMBEDDED_KAFKA_PORT"))
+    clashes: list[str] = []
+    seen: dict[int, tuple[str, str]] = {}
+    for name, port, variable in listeners:
+        if port in seen:
+            other, other_variable = seen[port]
+            clashes.append(f"{other} and {name} would both listen on port {port}: set {other_variable} or {variable} "
+                           "(is RELAY_PORT or WORKER_PORT set in this environment? they are for one process each)")
+        else:
+            seen[port] = (name, variable)
+    return clashes
 
 
 DAY_MS = 86_400_000

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 
 from services.stack import Stack, StackSettings
+from services.stack.topology import PROCESS_NAMES
 from tests.waiting import free_port
 
 
 def stack_settings(data_dir: Path) -> StackSettings:
     return StackSettings(
         database_url=None, kafka_bootstrap_servers=None, stack_data_dir=data_dir,
-        embedded_pg_port=free_port(), embedded_kafka_port=free_port(), registry_port=free_port(),
-        management_port=free_port(), hiring_port=free_port(), bonus_port=free_port(),
-        management_relay_port=free_port(), hiring_relay_port=free_port(), bonus_worker_port=free_port(),
-        hiring_worker_port=free_port(), ready_timeout=120)
+        embedded_pg_port=free_port(), embedded_kafka_port=free_port(),
+        ports={name: free_port() for name in PROCESS_NAMES}, ready_timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import httpx
 import jsonschema
 
 from eventbus.schemas.validation import CompiledSchema, event_name_of, event_version_of
+from eventbus.stack.target import TargetError, resolve
 from registry.compat import IDENTITY_PATHS, Mode, Policy, verdict
 from registry.compat.engine import check as compat_check
 from registry.seed import catalog
@@ -228,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                               f"{DEFAULT_MODE.value}/{DEFAULT_POLICY.value})")
 
     p_reg = sub.add_parser("register", help="register every version into a running registry")
-    p_reg.add_argument("--registry", metavar="URL", default=os.environ.get("REGISTRY_URL", "http://127.0.0.1:8000"),
-                       help="registry base URL (env REGISTRY_URL; default: %(default)s)")
+    p_reg.add_argument("--registry", metavar="URL",
+                       help="registry base URL (default: REGISTRY_URL, else the running stack's registry)")
     p_reg.add_argument("--token", default=os.environ.get("REGISTRY_TOKEN"),
                        help="bearer token for writes (env REGISTRY_TOKEN)")
     p_reg.add_argument("events", nargs="*", help="only these events (default: all)")
@@ -261,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{'OK' if not problems else f'{len(problems)} problem(s)'}")
             return 0 if not problems else 1
         if args.command == "register":
+            target = resolve(registry=args.registry, flags={"registry": "--registry"})
+            args.registry = target.need("registry")
+            print(target.describe("registry"))
             print(f"registering {args.schemas} into {args.registry}")
             failures = register(args.schemas, _client(args.registry, args.token), args.events)
             print("OK" if not failures else f"{failures} version(s) refused")
@@ -268,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines, _ = diff(args.schemas, args.name, args.a, args.b, args.policy)
         print("\n".join(lines))
         return 0
-    except CliError as exc:
+    except (CliError, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except httpx.HTTPError as exc:

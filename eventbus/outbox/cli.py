@@ -2,6 +2,9 @@
 
 Prints, per service database: backlog, oldest unpublished age, published in the last minute, the
 retained published rows, and each relay with its leases and breaker state (what /metrics shows).
+
+It reads the databases of the running stack (`.data/run/stack.json`, or STACK_DATA_DIR's) and says so in
+its first line; --database-url / DATABASE_URL point it at another server.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncpg
 
 from eventbus.db import database_url_for, plain_url
 from eventbus.outbox.store import status_report
-from eventbus.settings import CommonSettings
+from eventbus.stack.target import TargetError, resolve
 
 
 async def collect(server_url: str, databases: list[str]) -> dict[str, object]:
@@ -24,7 +27,7 @@ async def collect(server_url: str, databases: list[str]) -> dict[str, object]:
         try:
             conn = await asyncpg.connect(plain_url(database_url_for(server_url, database)), timeout=5)
         except (OSError, asyncpg.PostgresError) as exc:
-            report[database] = {"error": f"cannot connect: {exc!r}; is the stack running (`make run-bg`)?"}
+            report[database] = {"error": f"cannot connect: {exc!r}; is the stack running (`make status`)?"}
             continue
         try:
             report[database] = await status_report(conn)
@@ -53,16 +56,25 @@ def render(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="outbox", description=__doc__,
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m eventbus.outbox.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="the PostgreSQL server of the service databases (default: "
+                                               "DATABASE_URL, else the running stack's)")
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="print each outbox's state")
     status.add_argument("--database", action="append", help="a service database with an outbox (repeatable)")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args()
+    status.add_argument("--json", action="store_true", help="machine-readable output (the stack line goes to stderr)")
+    args = parser.parse_args(argv)
     databases = args.database or ["management", "hiring"]
-    report = asyncio.run(collect(CommonSettings().database_url, databases))
+    target = resolve(database=args.database_url, flags={"database": "--database-url"})
+    try:
+        server_url = target.need("database")
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(target.describe("database"), file=sys.stderr if args.json else sys.stdout, flush=True)
+    report = asyncio.run(collect(server_url, databases))
     print(json.dumps(report, indent=2, default=str) if args.json else render(report))
     sys.exit(1 if any("error" in v for v in report.values() if isinstance(v, dict)) else 0)
 

@@ -16,7 +16,8 @@ def _record(**headers: str) -> DlqRecord:
             "dlq.error.class": "eventbus.consumer.errors.SchemaInvalid",
             "dlq.failed.at": "2026-11-23T10:00:00.000Z", "event_id": "11111111-1111-1111-1111-111111111111"}
     merged = {**base, **headers}
-    return DlqRecord("dlq.bonus.hiring.task-results", 3, 7, None, b"task-1", b"{}",
+    value = b'{"meta": {"event_id": "11111111-1111-1111-1111-111111111111"}, "payload": {}}'
+    return DlqRecord("dlq.bonus.hiring.task-results", 3, 7, None, b"task-1", value,
                      [("content-type", b"application/json")] + [(k, v.encode()) for k, v in merged.items()])
 
 

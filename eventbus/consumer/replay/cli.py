@@ -1,8 +1,13 @@
 """`python -m eventbus.consumer.replay`: list, inspect and replay dead-lettered records.
 
-  list    DLQ records of a consumer group, grouped by error category and class, with counts
+  list    DLQ records of a consumer group, grouped by error category and class, with how many are pending,
+          replayed, parked or can never succeed, and the most frequent messages; --parking adds the
+          parking topics, --records lists every record
   show    one record (topic partition offset) with its key, value and every header
   replay  send selected records back to their original topic (or an allowed target)
+
+It talks to the running stack (`.data/run/stack.json`, or STACK_DATA_DIR's), and says so in its first
+line; --bootstrap / KAFKA_BOOTSTRAP_SERVERS and --database-url / DATABASE_URL point it elsewhere.
 
 Replays send the original key, value and headers (so the `event_id`, and with it dedupe, holds),
 with `dlq.replay.count` incremented. A record already replayed `--max-replays` times goes to the
@@ -22,25 +27,35 @@ import sys
 import uuid
 from collections.abc import Sequence
 
-from eventbus.consumer.replay.output import group_lines, show_lines
+from eventbus.consumer.replay.inventory import PARKED, STATES, dlq_states, ref_of
+from eventbus.consumer.replay.log import redact
+from eventbus.consumer.replay.output import group_lines, record_lines, show_lines
 from eventbus.consumer.replay.policy import DEFAULT_MAX_REPLAYS, DRY_ACTIONS, Filters, ReplayOptions, parse_time
-from eventbus.consumer.replay.read import ReplayError, dlq_topics, read_records
+from eventbus.consumer.replay.read import ReplayError, dlq_topics, parking_topics, read_records
 from eventbus.consumer.replay.run import replay
 from eventbus.db import database_url_for
-from eventbus.settings import CommonSettings
+from eventbus.stack.target import Target, TargetError, resolve
+
+FLAGS = {"database": "--database-url", "kafka": "--bootstrap"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eventbus.consumer.replay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    settings = CommonSettings()
-    parser.add_argument("--bootstrap", default=settings.kafka_bootstrap_servers,
-                        help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS; default: %(default)s)")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else the "
+                                            "running stack's)")
+    parser.add_argument("--database-url", help="the PostgreSQL server of the groups' databases, which hold the replay "
+                                               "logs (default: DATABASE_URL, else the running stack's)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_list = sub.add_parser("list", help="DLQ records grouped by category and error class")
+    p_list = sub.add_parser("list", help="DLQ records by error class: pending, replayed, parked, can never succeed")
     p_list.add_argument("--group", help="consumer group (default: every group)")
     p_list.add_argument("--topic", help="only the DLQ of this source topic, e.g. hiring.task-results")
+    p_list.add_argument("--parking", action="store_true", help="also the parking topics (records replayed "
+                                                                "--max-replays times)")
+    p_list.add_argument("--records", action="store_true", help="also one line per record")
+    p_list.add_argument("--state", action="append", default=[], choices=STATES,
+                        help="only records in this state; repeatable")
     _add_filters(p_list)
 
     p_show = sub.add_parser("show", help="one record with all its headers")
@@ -64,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_replay.add_argument("--again", action="store_true",
                           help="also replay records an earlier replay already sent (dedupe keeps the effect once)")
     p_replay.add_argument("--database", help="the group's database URL for the replay log (default: the group's "
-                                             "database on DATABASE_URL's server)")
+                                             "database on the --database-url server)")
     p_replay.add_argument("--operator", default=os.environ.get("USER") or _user(), help="recorded in dlq_replays")
     return parser
 
@@ -96,9 +111,19 @@ def _filters(args: argparse.Namespace) -> Filters:
                    frozenset(args.error_class))
 
 
+def _target(args: argparse.Namespace, *needs: str) -> Target:
+    """Where to talk to; the first line of the output says it."""
+    target = resolve(database=args.database_url, kafka=args.bootstrap, flags=FLAGS)
+    for name in needs:
+        target.need(name)
+    print(target.describe("database", "kafka") if args.command != "show" else target.describe("kafka"), flush=True)
+    return target
+
+
 async def _main(args: argparse.Namespace) -> int:
     if args.command == "show":
-        records = await read_records(args.bootstrap, [args.dlq_topic])
+        bootstrap = _target(args, "kafka").need("kafka")
+        records = await read_records(bootstrap, [args.dlq_topic])
         found = [r for r in records if (r.partition, r.offset) == (args.partition, args.offset)]
         if not found:
             raise ReplayError(f"no record at {args.dlq_topic}[{args.partition}]@{args.offset}; `dlq-list` shows "
@@ -107,21 +132,49 @@ async def _main(args: argparse.Namespace) -> int:
         return 0
     filters = _filters(args)
     if args.command == "list":
-        topics = await dlq_topics(args.bootstrap, args.group, args.topic)
-        records = [r for r in await read_records(args.bootstrap, topics, sys.stderr) if filters.matches(r)]
-        print(f"DLQ topics: {', '.join(topics) or 'none'}")
-        print("\n".join(group_lines(records)))
-        return 0
-    dsn = args.database or database_url_for(CommonSettings().database_url, args.group)
+        return await _list(args, filters)
+    if args.database:
+        target = _target(args, "kafka")
+        dsn = args.database
+        print(f"replay log: {redact(dsn)} (from --database)")
+    else:
+        target = _target(args, "kafka") if os.environ.get(f"{args.group.upper()}_DATABASE_URL") else \
+            _target(args, "kafka", "database")
+        dsn = database_url_for(target.database_url or "", args.group)
     options = ReplayOptions(group=args.group, filters=filters, source_topic=args.topic, target=args.target,
                             allow=frozenset(args.allow_topic), dry_run=args.dry_run, limit=args.limit,
                             rate=args.rate, max_replays=args.max_replays, again=args.again, operator=args.operator)
-    summary = await replay(args.bootstrap, dsn, options)
+    summary = await replay(target.need("kafka"), dsn, options)
     for record, action, detail in summary.actions:
         shown = DRY_ACTIONS[action].replace("-", " ") if options.dry_run else action
         print(f"  {record.ref} event_id={record.event_id or '-'} {record.error_class}: {shown} -> {detail}")
     print(summary.line())
     return 0 if summary.result in ("ok", "dry-run") else 1
+
+
+async def _list(args: argparse.Namespace, filters: Filters) -> int:
+    target = _target(args, "kafka")
+    bootstrap = target.need("kafka")
+    topics = await dlq_topics(bootstrap, args.group, args.topic)
+    records = [r for r in await read_records(bootstrap, topics, sys.stderr) if filters.matches(r)]
+    states, notes = await dlq_states(records, target.database_url)
+    if args.state:
+        records = [r for r in records if states[ref_of(r)] in args.state]
+    print(f"DLQ topics: {', '.join(topics) or 'none'}")
+    for note in notes:
+        print(f"note: {note}")
+    print("\n".join(group_lines(records, states)))
+    if args.records and records:
+        print("\n".join(record_lines(records, states)))
+    if args.parking:
+        parking = await parking_topics(bootstrap, args.group, args.topic)
+        parked = [r for r in await read_records(bootstrap, parking, sys.stderr) if filters.matches(r)]
+        parked_states = {ref_of(r): PARKED for r in parked}
+        print(f"\nparking topics: {', '.join(parking) or 'none'}")
+        print("\n".join(group_lines(parked, parked_states, what="parked")))
+        if args.records and parked:
+            print("\n".join(record_lines(parked, parked_states)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(_main(args))
-    except ReplayError as exc:
+    except (ReplayError, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -43,17 +43,24 @@ class ReplayLog:
             options.dry_run))
 
     async def already_replayed(self, records: Iterable[DlqRecord]) -> set[tuple[str, int, int]]:
+        return set(await self.states(records))
+
+    async def states(self, records: Iterable[DlqRecord]) -> dict[tuple[str, int, int], str]:
+        """(topic, partition, offset) -> "replayed" or "parked", the last that a replay (not a dry run) did
+        with each of `records` that one did something with."""
         refs = list(records)
         if not refs:
-            return set()
+            return {}
         rows = await self.conn.fetch(
-            """SELECT r.dlq_topic, r.dlq_partition, r.dlq_offset FROM dlq_replayed_records r
+            """SELECT DISTINCT ON (r.dlq_topic, r.dlq_partition, r.dlq_offset)
+                      r.dlq_topic, r.dlq_partition, r.dlq_offset, r.action FROM dlq_replayed_records r
                JOIN dlq_replays p ON p.id = r.replay_id
                JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS s(t, p, o)
                  ON r.dlq_topic = s.t AND r.dlq_partition = s.p AND r.dlq_offset = s.o
-               WHERE NOT p.dry_run AND r.action IN ('replayed', 'parked')""",
+               WHERE NOT p.dry_run AND r.action IN ('replayed', 'parked')
+               ORDER BY r.dlq_topic, r.dlq_partition, r.dlq_offset, r.replay_id DESC""",
             [r.topic for r in refs], [r.partition for r in refs], [r.offset for r in refs])
-        return {(row[0], row[1], row[2]) for row in rows}
+        return {(row[0], row[1], row[2]): row[3] for row in rows}
 
     async def record(self, replay_id: int, record: DlqRecord, action: str, target: str | None) -> None:
         await self.conn.execute(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventbus.consumer.dlq import H_GROUP, H_ORIGINAL_TOPIC, H_REPLAY_COUNT, PREFIX, parking_topic
 from eventbus.consumer.replay.read import DlqRecord
+from eventbus.envelope import EnvelopeError, decode
 
 DEFAULT_MAX_REPLAYS = 3
 H_REPLAY_ID = "dlq.replay.id"
@@ -83,6 +85,27 @@ def replay_headers(record: DlqRecord, replay_id: int) -> list[tuple[str, bytes]]
     return [*kept, (H_REPLAY_COUNT, str(record.replay_count + 1).encode()), (H_REPLAY_ID, str(replay_id).encode())]
 
 
+#: the start of the reason `decide` gives for a record no consumer can ever apply
+NEVER = "can never succeed"
+
+
+def unreplayable(record: DlqRecord) -> str | None:
+    """Why no consumer can ever apply this record, whatever is fixed: it is not an envelope (a tombstone, not
+    JSON, not an object, no `meta`) or it has no usable `meta.event_id` (the dedupe key). None when it may."""
+    try:
+        envelope = decode(record.value)
+    except EnvelopeError as exc:
+        return str(exc)
+    event_id = envelope["meta"].get("event_id")
+    if not isinstance(event_id, str) or not event_id:
+        return "envelope has no meta.event_id"
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        return f"meta.event_id {event_id[:60]!r} is not a UUID"
+    return None
+
+
 def decide(record: DlqRecord, options: ReplayOptions) -> tuple[str, str | None, str]:
     """(action, target topic, why) for one selected record."""
     original = record.original_topic
@@ -96,4 +119,7 @@ def decide(record: DlqRecord, options: ReplayOptions) -> tuple[str, str | None, 
     if target not in allowed:
         return "refused", target, f"target {target} is not allowed (allowed: {', '.join(sorted(allowed))}; " \
                                   "add it with --allow-topic)"
+    never = unreplayable(record)
+    if never is not None:
+        return "refused", target, f"{NEVER}: {never}"
     return "replayed", target, ""

@@ -80,12 +80,25 @@ def dlq_prefix(group: str | None) -> str:
     return f"dlq.{group}." if group else "dlq."
 
 
+def parking_prefix(group: str | None) -> str:
+    return f"parking.{group}." if group else "parking."
+
+
 async def dlq_topics(bootstrap: str, group: str | None, source_topic: str | None = None) -> list[str]:
     """The DLQ topics of `group` (all groups when None), optionally only the one for `source_topic`."""
+    return await topics_named(bootstrap, dlq_prefix(group), source_topic)
+
+
+async def parking_topics(bootstrap: str, group: str | None, source_topic: str | None = None) -> list[str]:
+    """The parking topics of `group` (all groups when None), optionally only the one for `source_topic`."""
+    return await topics_named(bootstrap, parking_prefix(group), source_topic)
+
+
+async def topics_named(bootstrap: str, prefix: str, source_topic: str | None = None) -> list[str]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000)
     await start_client(consumer, bootstrap)
     try:
-        topics = sorted(t for t in await consumer.topics() if t.startswith(dlq_prefix(group)))
+        topics = sorted(t for t in await consumer.topics() if t.startswith(prefix))
     finally:
         await consumer.stop()
     if source_topic:

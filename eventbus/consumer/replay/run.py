@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from eventbus.consumer.dlq import H_ORIGINAL_PARTITION
 from eventbus.consumer.replay.log import ReplayLog
-from eventbus.consumer.replay.policy import DRY_ACTIONS, ReplayOptions, decide, replay_headers
+from eventbus.consumer.replay.policy import DRY_ACTIONS, NEVER, ReplayOptions, decide, replay_headers
 from eventbus.consumer.replay.progress import Pacer, Progress
 from eventbus.consumer.replay.read import DlqRecord, ReplayError, dlq_topics, read_records, start_client
 
@@ -25,6 +25,8 @@ class ReplaySummary:
     replayed: int = 0
     parked: int = 0
     refused: int = 0
+    #: of the refused, those no consumer can ever apply (see policy.unreplayable)
+    unreplayable: int = 0
     skipped: int = 0
     result: str = "running"
     actions: list[tuple[DlqRecord, str, str | None]] = field(default_factory=list)
@@ -32,8 +34,9 @@ class ReplaySummary:
     def line(self) -> str:
         verb = "would replay" if self.dry_run else "replayed"
         return (f"replay {self.replay_id}: {self.result}: scanned {self.scanned}, selected {self.selected}, "
-                f"{verb} {self.replayed}, parked {self.parked}, refused {self.refused}, "
-                f"skipped (already replayed) {self.skipped}")
+                f"{verb} {self.replayed}, parked {self.parked}, refused {self.refused}"
+                + (f" ({self.unreplayable} can never succeed)" if self.unreplayable else "")
+                + f", skipped (already replayed) {self.skipped}")
 
 
 async def replay(bootstrap: str, dsn: str, options: ReplayOptions, out: TextIO | None = sys.stderr) -> ReplaySummary:
@@ -77,6 +80,8 @@ async def replay(bootstrap: str, dsn: str, options: ReplayOptions, out: TextIO |
             await log.record(summary.replay_id, record, DRY_ACTIONS[action] if options.dry_run else action, target)
             summary.actions.append((record, action, f"{target} ({why})" if why and target else why or target))
             setattr(summary, action, getattr(summary, action) + 1)
+            if why.startswith(NEVER):
+                summary.unreplayable += 1
             verb = "would replay" if options.dry_run else "replayed"
             bar.update(i + 1, f"{verb} {summary.replayed} parked {summary.parked} refused {summary.refused}")
         bar.done()

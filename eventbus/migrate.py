@@ -19,7 +19,7 @@ from eventbus.db import database_url_for, ensure_database, sqlalchemy_url, with_
 from eventbus.settings import REPO_ROOT, CommonSettings
 
 log = logging.getLogger(__name__)
-ALL_DATABASES = ("management", "hiring", "bonus", "registry")
+ALL_DATABASES = ("management", "hiring", "bonus", "registry", "playbooks")
 
 
 def run_env(database: str) -> None:

@@ -1,6 +1,6 @@
 """schemas (ids never reused, content-hash dedupe), subject versions, config
 
-Revision ID: 0001
+Revision ID: 0001_before
 Revises:
 Create Date: 2026-11-23
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-23
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001"
+revision = "0001_before"
 down_revision = None
 branch_labels = None
 depends_on = None

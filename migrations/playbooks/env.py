@@ -1,0 +1,3 @@
+from eventbus.migrate import run_env
+
+run_env("playbooks")

@@ -38,6 +38,6 @@ class DependencyUnavailable(DomainError):
     """Something the command needs is down (another service, an open breaker): nothing was written.
     `retry_after`: seconds a client should wait before trying again."""
 
-    def __init__(self, dependency: str, detail: str, retry_after: float = 1.0) -> None:
-        super().__init__(f"{dependency} is unavailable: {detail}")
+    def __init__(self, dependency: str, detail: str = "", retry_after: float = 1.0) -> None:
+        super().__init__(f"{dependency} is unavailable" + (f": {detail}" if detail else ""))
         self.dependency, self.detail, self.retry_after = dependency, detail, retry_after

@@ -26,6 +26,16 @@ class CommonSettings(BaseSettings):
     schemas_dir: Path = REPO_ROOT / "schemas"
     log_level: str = "INFO"
     host: str = "127.0.0.1"
+    #: the other services' HTTP APIs, for the synchronous links (COMM-040, COMM-060, COMM-070)
+    management_url: str = "http://127.0.0.1:8001"
+    hiring_url: str = "http://127.0.0.1:8002"
+    bonus_url: str = "http://127.0.0.1:8003"
+    #: every synchronous call: its timeout, and the breaker's failure threshold and reset timeout (seed 001)
+    link_timeout: float = 1.0
+    link_breaker_threshold: int = 3
+    link_breaker_reset: float = 5.0
+    #: how often a process re-reads its flags and writes its heartbeat (LISTEN/NOTIFY wakes it sooner)
+    control_interval: float = 1.0
     #: One database's own URL, overriding `database_url`'s server (e.g. BONUS_DATABASE_URL)
     management_database_url: str | None = None
     hiring_database_url: str | None = None

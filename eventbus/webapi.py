@@ -14,7 +14,9 @@ from typing import Any
 
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
@@ -144,6 +146,13 @@ def health_router() -> APIRouter:
         if details is not None:
             body |= details()
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/metrics", tags=["ops"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process (breakers, link calls and fallbacks)."""
+        registry = getattr(request.app.state.resources, "metrics", None)
+        body = generate_latest(registry) if registry is not None else b""
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @router.get("/livez", tags=["ops"])
     async def livez() -> dict[str, str]:

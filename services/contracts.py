@@ -28,6 +28,10 @@ class TaskCreatedFacts:
     title: str
     knowledge_area: str | None
 
+    @property
+    def old_title(self) -> str:
+        return f"[{self.knowledge_area}] {self.title}" if self.knowledge_area else self.title
+
 
 def task_created(payload: dict[str, Any], version: int) -> TaskCreatedFacts:
     """TaskCreated v0 ("[Area] Title") or v1 (title + optional knowledge_area) as one shape."""

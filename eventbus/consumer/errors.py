@@ -18,6 +18,8 @@ import asyncpg
 import httpx
 
 from eventbus.envelope import EnvelopeError
+from eventbus.errors import DependencyUnavailable  # raised by a handler when a dependency is down
+from eventbus.failures import DB_UNAVAILABLE
 from eventbus.resilience import CircuitOpenError
 from eventbus.schemas.client import RegistryUnavailableError, UnknownSchemaError
 
@@ -40,19 +42,8 @@ class UnsupportedEvent(PoisonEvent):
     """A valid, registered event this consumer does not (yet) accept: replay it once it does."""
 
 
-class DependencyUnavailable(Exception):
-    """Raised by a handler when something it needs is down; the batch is retried in place."""
-
-
 RETRIABLE_TYPES: tuple[type[BaseException], ...] = (
-    OSError,  # includes ConnectionError
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
+    *DB_UNAVAILABLE,  # one classification of "the database is down" for the relay, the consumers and the APIs
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.LockNotAvailableError,

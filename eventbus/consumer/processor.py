@@ -56,8 +56,12 @@ class Handler:
     """
 
     event_name: str
-    versions: frozenset[int]
+    #: the versions accepted; a callable is asked per batch (a switch can change them while the worker runs)
+    versions: frozenset[int] | Callable[[], frozenset[int]]
     apply: ApplyFn
+
+    def accepts(self) -> frozenset[int]:
+        return self.versions() if callable(self.versions) else self.versions
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ class BatchProcessor:
             self._pool = None
         await self.dlq.close()
 
+    def accepted(self) -> dict[str, list[int]]:
+        """What this worker accepts now, event -> versions (its heartbeat reports it for the gates)."""
+        return {name: sorted(handler.accepts()) for name, handler in self.handlers.items()}
+
     # -- the whole batch ----------------------------------------------------------------------
     async def process(self, messages: list[RawMessage]) -> None:
         self.metrics.received.inc(len(messages))
@@ -130,8 +138,11 @@ class BatchProcessor:
         handler = self.handlers.get(name)
         if handler is None:
             raise UnsupportedEvent(f"consumer group {self.group} does not consume {name}")
-        if version not in handler.versions:
-            accepted = ", ".join(f"v{v}" for v in sorted(handler.versions))
+        accepts = handler.accepts()
+        if version not in accepts:
+            if not accepts:
+                raise UnsupportedEvent(f"consumer group {self.group} does not consume {name} now (switched off)")
+            accepted = ", ".join(f"v{v}" for v in sorted(accepts))
             raise UnsupportedEvent(f"consumer group {self.group} accepts {name} {accepted}, not v{version}")
         return Decoded(message, envelope, name, version, uuid.UUID(envelope["meta"]["event_id"]))
 

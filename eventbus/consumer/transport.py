@@ -15,8 +15,9 @@ of worker CPU per record).
 from __future__ import annotations
 
 import asyncio
+import logging
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 import faust
@@ -111,7 +112,17 @@ class BackboneApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 50, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: awaited when the worker stops (e.g. the control loop marks the instance stopped)
+        self.stop_hooks: list[Callable[[], Awaitable[None]]] = []
         super().__init__(*args, **kwargs)
+
+    async def on_stop(self) -> None:
+        for hook in self.stop_hooks:
+            try:
+                await hook()
+            except Exception as exc:  # stopping goes on whatever a hook does
+                logging.getLogger(__name__).warning("stop hook failed: %r", exc)
+        await super().on_stop()
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)

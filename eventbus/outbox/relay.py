@@ -18,11 +18,13 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from eventbus.failures import DB_UNAVAILABLE
 from eventbus.outbox import store
 from eventbus.outbox.ddl import NOTIFY_CHANNEL
 from eventbus.outbox.leases import LeaseManager
@@ -33,12 +35,6 @@ from eventbus.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
-#: What the relay treats as "the database is unreachable right now": wait and retry, never crash.
-#: asyncpg raises InternalClientError ("cannot switch to state ...") when a connection dies under a pool
-#: release (seen when PostgreSQL crashed during a mark); the pool has already dropped that connection.
-DB_UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                  asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-                  asyncpg.InternalClientError)
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,7 @@ class Relay:
         topics: list[TopicSpec],
         config: RelayConfig = RelayConfig(),
         instance_id: str | None = None,
+        paused_topics: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.service = service
         self.dsn = dsn
@@ -100,6 +97,9 @@ class Relay:
         self.topics = topics
         self.config = config
         self.instance_id = instance_id or new_instance_id(service)
+        self.paused_topics = paused_topics or (lambda: ())
+        #: the pause of the last fetch: once a topic is here, nothing of it is being published
+        self.paused_in_effect: list[str] = []
         self.metrics = RelayMetrics(service)
         self.leases = LeaseManager(self.instance_id, ttl=config.lease_ttl)
         self.breaker = CircuitBreaker(f"{service}-kafka", failure_threshold=config.breaker_threshold,
@@ -189,7 +189,9 @@ class Relay:
             return
         trial = self.breaker.state is BreakerState.HALF_OPEN
         limit = 1 if trial else self.config.batch_size
-        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_ids)
+        self.paused_in_effect = sorted(self.paused_topics())
+        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_ids,
+                                             self.paused_in_effect)
         if not rows:
             self.breaker.release_trial()
             await self._mark()
@@ -377,6 +379,7 @@ class Relay:
             "published_total": self.published_total,
             "failures_total": self.failures_total,
             "idempotent_producer": self.publisher.idempotent,
+            "paused_topics": self.paused_in_effect,
             "last_error": self.last_error,
             "pid": os.getpid(),
         }

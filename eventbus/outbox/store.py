@@ -12,6 +12,7 @@ _FETCH = """
 SELECT id, topic, message_key, key_hash, value, headers
 FROM outbox
 WHERE published_at IS NULL AND lease_partition = ANY($1::smallint[]) AND id <> ALL($3::bigint[])
+  AND topic <> ALL($4::text[])
 ORDER BY id
 LIMIT $2
 """
@@ -53,11 +54,13 @@ def _row(record: asyncpg.Record) -> OutboxRow:
 
 
 async def fetch_unpublished(pool: asyncpg.Pool, partitions: list[int], limit: int,
-                            exclude: list[int] | None = None) -> list[OutboxRow]:
-    """The oldest unpublished rows of the lease partitions, in id order, but for `exclude` (being marked).
+                            exclude: list[int] | None = None, paused_topics: list[str] | None = None
+                            ) -> list[OutboxRow]:
+    """The oldest unpublished rows of the lease partitions, in id order, but for `exclude` (being marked) and
+    the rows of paused topics (they wait, in order, until the pause ends).
 
     No cursor: a row that commits late with a lower id is simply found by the next fetch."""
-    records = await pool.fetch(_FETCH, partitions, limit, exclude or [])
+    records = await pool.fetch(_FETCH, partitions, limit, exclude or [], paused_topics or [])
     return [_row(r) for r in records]
 
 

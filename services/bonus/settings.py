@@ -9,9 +9,10 @@ class BonusSettings(CommonSettings):
     #: the credit rule (README, "Bonus rule"): points per task outcome, credited to the task's creator
     bonus_completed_credit: int = 10
     bonus_failed_credit: int = 2
-    #: ManagerCreated versions this worker applies; others are dead-lettered as UnsupportedEvent (replay them
-    #: once the worker accepts them). A staged migration upgrades consumers before producers switch.
-    bonus_manager_created_versions: frozenset[int] = frozenset({0, 1, 2})
+    bonus_rating_step: int = 2
+    #: manager details fetched from management (COMM-070 before) kept as the fallback when it is down
+    bonus_manager_cache_size: int = 10_000
 
     def credit_rule(self) -> CreditRule:
-        return CreditRule(completed=self.bonus_completed_credit, failed=self.bonus_failed_credit)
+        return CreditRule(completed=self.bonus_completed_credit, failed=self.bonus_failed_credit,
+                          rating_step=self.bonus_rating_step)

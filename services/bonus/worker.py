@@ -1,10 +1,41 @@
 """`python -m services.bonus.worker`: the bonus consumer group."""
 
-from eventbus.consumer.main import serve
-from services.bonus.consumers import handlers
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from eventbus.consumer.main import WorkerPlan, serve
+from eventbus.consumer.worker import WorkerSettings
+from eventbus.control import Control
+from eventbus.links import Link
+from services.bonus.consumers import BonusConsumers
 from services.bonus.settings import BonusSettings
-from services.topology import BONUS_GROUP, TOPICS
+from services.flags import BONUS as FLAGS
+from services.topology import BONUS_GROUP, MANAGERS, TASK_RATINGS, TASK_RESULTS, TASKS
+
+
+class BonusWorkerSettings(WorkerSettings, BonusSettings):
+    """One settings class for the process: the worker's and the bonus service's."""
+
+
+def sources(control: Control) -> list:  # type: ignore[type-arg]
+    """TaskRating's topic only while the bonus worker consumes it (COMM-060 step 5 stops that, with a restart)."""
+    topics = [MANAGERS, TASKS, TASK_RESULTS]
+    if control.flags.value("bonus.task_rating_consumer"):
+        topics.append(TASK_RATINGS)
+    return topics
+
+
+def main() -> None:
+    settings = BonusWorkerSettings()
+
+    def plan(control: Control, links: Mapping[str, Link]) -> WorkerPlan:
+        consumers = BonusConsumers(control.flags, control.schema, settings.credit_rule(), links["hiring"])
+        return WorkerPlan(sources(control), consumers.handlers(),
+                          capabilities=["task.area_parsing", "results.count", "rating.from_hiring"])
+
+    serve(BONUS_GROUP, "bonus", settings, FLAGS, plan, links={"hiring": settings.hiring_url})
+
 
 if __name__ == "__main__":
-    settings = BonusSettings()
-    serve(BONUS_GROUP, "bonus", TOPICS, handlers(settings.credit_rule(), settings.bonus_manager_created_versions))
+    main()

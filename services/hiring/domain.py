@@ -23,6 +23,8 @@ class TaskResult:
     creator_id: uuid.UUID
     candidate_id: uuid.UUID
     outcome: Outcome
+    #: a completed task always has one (the candidate's, or the default); a failed one has none
+    rating: int | None
 
 
 def result_payload(result: TaskResult) -> dict[str, Any]:
@@ -32,3 +34,8 @@ def result_payload(result: TaskResult) -> dict[str, Any]:
 
 def rating_payload(task_id: uuid.UUID, rating: int) -> dict[str, Any]:
     return {"task_id": str(task_id), "rating": rating}
+
+
+def credit_request(result: TaskResult) -> dict[str, Any]:
+    """The body of bonus's POST /credits (COMM-040 before): the same facts as the event, plus the rating."""
+    return {**result_payload(result), "outcome": result.outcome.value, "rating": result.rating}

@@ -1,40 +1,83 @@
-"""Commands: finishing a task writes its new state and its events in one transaction."""
+"""Commands: finishing a task writes its new state, and credits the task's creator by the paths the switches
+say (COMM-040: bonus's POST /credits inside the transaction, and/or TaskCompleted/TaskFailed through the
+outbox; COMM-060: TaskRating through the outbox), all or nothing."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from eventbus.errors import ConflictError, NotFoundError
+from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
+from eventbus.flags import LiveFlags
+from eventbus.links import Link
 from eventbus.outbox import OutboxWriter
-from services.hiring.domain import Outcome, TaskResult, rating_payload, result_payload
+from services.contracts import split_area_title
+from services.hiring.domain import Outcome, TaskResult, credit_request, rating_payload, result_payload
 from services.hiring.tables import tasks
+
+SWITCHES = ["hiring.credit_via_http", "hiring.task_result_events", "hiring.task_rating_events"]
 
 
 async def finish_task(
-    engine: AsyncEngine, outbox: OutboxWriter, *, task_id: uuid.UUID, candidate_id: uuid.UUID,
-    outcome: Outcome, rating: int | None,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, bonus: Link, *, task_id: uuid.UUID,
+    candidate_id: uuid.UUID, outcome: Outcome, rating: int | None, default_rating: int,
 ) -> TaskResult:
+    if outcome is Outcome.FAILED and rating is not None:
+        raise InvalidInput("rating", "only a completed task is rated", "value_error")
+    if outcome is Outcome.COMPLETED and rating is None:
+        rating = default_rating
     async with engine.begin() as conn:
-        creator_id = await conn.scalar(
-            update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == "open")
-            .values(status=outcome.value, candidate_id=candidate_id, rating=rating, finished_at=func.now())
-            .returning(tasks.c.creator_id))
-        if creator_id is None:
-            status = await conn.scalar(select(tasks.c.status).where(tasks.c.id == task_id))
-            if status is None:
-                raise NotFoundError("task", task_id)
-            raise ConflictError(f"task {task_id} is already {status}", task_id=str(task_id), status=status)
-        result = TaskResult(task_id, creator_id, candidate_id, outcome)
-        await outbox.add(conn, outcome.event_name, 0, result_payload(result))
-        if rating is not None:
+        # read in the transaction (FOR SHARE): a switch change waits for this completion, so the outbox id
+        # where TaskCompleted starts (COMM-040 step 3) is exact
+        switches = await flags.in_transaction(conn, SWITCHES)
+        if not switches["hiring.credit_via_http"] and not switches["hiring.task_result_events"]:
+            raise DependencyUnavailable("credit path", "hiring.credit_via_http and hiring.task_result_events are "
+                                        "both off: a completion would credit nobody", retry_after=5)
+        creator_id = await _finish(conn, task_id, candidate_id, outcome, rating)
+        result = TaskResult(task_id, creator_id, candidate_id, outcome, rating)
+        if switches["hiring.credit_via_http"]:
+            await _credit_over_http(bonus, result)
+        if switches["hiring.task_result_events"]:
+            await outbox.add(conn, outcome.event_name, 0, result_payload(result))
+        if switches["hiring.task_rating_events"] == "on" and rating is not None:
             await outbox.add(conn, "TaskRating", 0, rating_payload(task_id, rating))
     return result
+
+
+async def _finish(conn: AsyncConnection, task_id: uuid.UUID, candidate_id: uuid.UUID, outcome: Outcome,
+                  rating: int | None) -> uuid.UUID:
+    """Move an open task to its outcome (locking it); 404 for an unknown task, 409 once it has an outcome."""
+    statement = (update(tasks).where(tasks.c.id == task_id, tasks.c.status == "open")
+                 .values(status=outcome.value, candidate_id=candidate_id, rating=rating, finished_at=func.now())
+                 .returning(tasks.c.creator_id))
+    for _ in range(2):
+        creator_id = await conn.scalar(statement)
+        if creator_id is not None:
+            return uuid.UUID(str(creator_id))
+        status = await conn.scalar(select(tasks.c.status).where(tasks.c.id == task_id))
+        if status is None:
+            raise NotFoundError("task", task_id)
+        if status != "open":
+            raise ConflictError(f"task {task_id} is already {status}", task_id=str(task_id), status=status)
+        # 'open': the task's row committed (the hiring worker learnt it) after the UPDATE's snapshot was taken
+        # but before the SELECT's; the second UPDATE sees it
+    raise ConflictError(f"task {task_id} changed while it was being finished; retry", task_id=str(task_id))
+
+
+async def _credit_over_http(bonus: Link, result: TaskResult) -> None:
+    """COMM-040 before: bonus credits in our transaction's lifetime. Its ledger is unique per (task, outcome),
+    so a retry after a timeout (our transaction rolled back, bonus's did not) credits once."""
+    response = await bonus.request("POST", "/credits", json=credit_request(result))
+    if response.status_code == 409:
+        body = response.json()
+        raise ConflictError(f"bonus refused the credit: {body.get('detail')}", task_id=str(result.task_id))
+    if response.status_code >= 300:
+        raise DependencyUnavailable("bonus", f"POST /credits answered HTTP {response.status_code}: "
+                                    f"{response.text[:200]}", retry_after=5)
 
 
 @dataclass(frozen=True)
@@ -50,9 +93,11 @@ class TaskView:
 
 
 async def get_task(engine: AsyncEngine, task_id: uuid.UUID) -> TaskView:
-    columns = [tasks.c[f.name] for f in fields(TaskView)]
+    columns = [tasks.c.id, tasks.c.creator_id, tasks.c.title, tasks.c.status, tasks.c.candidate_id, tasks.c.rating,
+               tasks.c.finished_at]
     async with engine.connect() as conn:
         row = (await conn.execute(select(*columns).where(tasks.c.id == task_id))).first()
     if row is None:
         raise NotFoundError("task", task_id)
-    return TaskView(*row)
+    area, bare = split_area_title(row.title)
+    return TaskView(row.id, row.creator_id, bare, area, row.status, row.candidate_id, row.rating, row.finished_at)

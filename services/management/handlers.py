@@ -1,60 +1,108 @@
-"""Commands: each writes the business row and its event in one transaction."""
+"""Commands: each writes the business row and its event in one transaction. What is stored and emitted
+follows the switches (read in the transaction for the event version, so the cut-over is exact) and the
+columns the database has now (US-160 and US-170 add and drop some)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from eventbus.errors import NotFoundError
+from eventbus.control import SchemaState
+from eventbus.errors import InvalidInput, NotFoundError
+from eventbus.flags import LiveFlags
 from eventbus.outbox import OutboxWriter
 from services.contracts import split_area_title
 from services.management import domain
 from services.management.tables import managers, tasks
 
+MANAGER_VERSION = "management.manager_created_version"
+TASK_VERSION = "management.task_created_version"
+
+
+def _existing(schema: SchemaState, table: Any, names: list[str]) -> list[Any]:
+    return [table.c[n] for n in names if schema.ready().has(table.name, n)]
+
 
 async def create_manager(
-    engine: AsyncEngine, outbox: OutboxWriter, *, first_name: str, last_name: str, account_id: str,
-    username: str | None, event_version: int,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, schema: SchemaState, *,
+    first_name: str | None, last_name: str | None, account_id: str, username: str | None,
 ) -> domain.Manager:
-    manager = domain.Manager(uuid.uuid4(), first_name, last_name, account_id,
-                             username or domain.default_username(first_name, last_name))
+    fields = flags.value("management.manager_fields")
+    if fields == "username":
+        for name, value in (("first_name", first_name), ("last_name", last_name)):
+            if value is not None:
+                raise InvalidInput(name, "names are no longer taken (US-170 anonymisation): send username only",
+                                   "value_error.retired")
+        if username is None:
+            raise InvalidInput("username", "required", "missing")
+    else:
+        for name, value in (("first_name", first_name), ("last_name", last_name)):
+            if value is None:
+                raise InvalidInput(name, "required", "missing")
+    if username is not None:
+        domain.check_username(username)
+    elif first_name is not None and last_name is not None:
+        username = domain.default_username(first_name, last_name)
+    manager = domain.Manager(uuid.uuid4(), account_id, first_name, last_name, username)
+    schema.ready()
     async with engine.begin() as conn:
-        await conn.execute(insert(managers).values(
-            id=manager.id, first_name=first_name, last_name=last_name, username=manager.username,
-            account_id=account_id))
-        await outbox.add(conn, "ManagerCreated", event_version, domain.manager_created(manager, event_version))
-    return manager
+        version = (await flags.in_transaction(conn, [MANAGER_VERSION]))[MANAGER_VERSION]
+        row: dict[str, Any] = {"id": manager.id, "account_id": account_id}
+        for column in ("first_name", "last_name", "username"):
+            if schema.has("managers", column) and getattr(manager, column) is not None:
+                row[column] = getattr(manager, column)
+        await conn.execute(insert(managers).values(**row))
+        if version is not None:
+            await outbox.add(conn, "ManagerCreated", version, domain.manager_created(manager, version))
+    stored_username = manager.username if schema.has("managers", "username") else None
+    return domain.Manager(manager.id, account_id, first_name, last_name, stored_username)
 
 
 async def create_task(
-    engine: AsyncEngine, outbox: OutboxWriter, *, creator_id: uuid.UUID, title: str,
-    knowledge_area: str | None, event_version: int,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, schema: SchemaState, *,
+    creator_id: uuid.UUID, title: str, knowledge_area: str | None,
 ) -> domain.Task:
-    area, bare_title = (knowledge_area, title.strip()) if knowledge_area else split_area_title(title)
-    task = domain.Task(uuid.uuid4(), creator_id, bare_title, area)
+    if knowledge_area is not None:
+        area: str | None = knowledge_area.strip()
+        bare = title.strip()
+        if not area or "[" in area or "]" in area:
+            raise InvalidInput("knowledge_area", "must be non-blank and hold no '[' or ']'", "value_error")
+    else:
+        area, bare = split_area_title(title)
+    if not bare:
+        raise InvalidInput("title", "is blank", "value_error")
+    task = domain.Task(uuid.uuid4(), creator_id, bare, area)
+    split = flags.value("management.task_titles") == "split" and schema.ready().has("tasks", "knowledge_area")
     async with engine.begin() as conn:
         creator = await conn.scalar(select(managers.c.id).where(managers.c.id == creator_id))
         if creator is None:
             raise NotFoundError("manager", creator_id, field="creator_id")
-        await conn.execute(insert(tasks).values(
-            id=task.id, creator_id=creator_id, title=task.title, knowledge_area=task.knowledge_area))
-        await outbox.add(conn, "TaskCreated", event_version, domain.task_created(task, event_version))
+        version = (await flags.in_transaction(conn, [TASK_VERSION]))[TASK_VERSION]
+        row = ({"title": task.title, "knowledge_area": task.knowledge_area} if split else {"title": task.old_title})
+        await conn.execute(insert(tasks).values(id=task.id, creator_id=creator_id, **row))
+        await outbox.add(conn, "TaskCreated", version, domain.task_created(task, version))
     return task
 
 
-async def get_manager(engine: AsyncEngine, manager_id: uuid.UUID) -> domain.Manager:
+async def get_manager(engine: AsyncEngine, schema: SchemaState, fields: str, manager_id: uuid.UUID) -> domain.Manager:
+    wanted = ["username"] if fields == "username" else ["first_name", "last_name", "username"]
+    columns = [managers.c.id, managers.c.account_id, *_existing(schema, managers, wanted)]
     async with engine.connect() as conn:
-        row = (await conn.execute(select(managers).where(managers.c.id == manager_id))).first()
+        row = (await conn.execute(select(*columns).where(managers.c.id == manager_id))).first()
     if row is None:
         raise NotFoundError("manager", manager_id)
-    return domain.Manager(row.id, row.first_name, row.last_name, row.account_id, row.username)
+    found = row._mapping
+    return domain.Manager(row.id, row.account_id, found.get("first_name"), found.get("last_name"),
+                          found.get("username"))
 
 
-async def get_task(engine: AsyncEngine, task_id: uuid.UUID) -> domain.Task:
+async def get_task(engine: AsyncEngine, schema: SchemaState, task_id: uuid.UUID) -> domain.Task:
+    columns = [tasks.c.id, tasks.c.creator_id, tasks.c.title, *_existing(schema, tasks, ["knowledge_area"])]
     async with engine.connect() as conn:
-        row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).first()
+        row = (await conn.execute(select(*columns).where(tasks.c.id == task_id))).first()
     if row is None:
         raise NotFoundError("task", task_id)
-    return domain.Task(row.id, row.creator_id, row.title, row.knowledge_area)
+    return domain.Task.stored(row.id, row.creator_id, row.title, row._mapping.get("knowledge_area"))

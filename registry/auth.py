@@ -15,8 +15,8 @@ def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise RegistryError(401, errors.UNAUTHORIZED,
+        raise RegistryError(errors.UNAUTHORIZED,
                             "This call changes the registry: send `Authorization: Bearer <token>` "
                             "(the token is the registry's REGISTRY_TOKEN setting)")
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise RegistryError(403, errors.FORBIDDEN, "The bearer token is not this registry's REGISTRY_TOKEN")
+        raise RegistryError(errors.FORBIDDEN, "The bearer token is not this registry's REGISTRY_TOKEN")

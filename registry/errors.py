@@ -1,10 +1,10 @@
-"""Confluent Schema Registry error codes, and ours where Confluent has none."""
+"""The registry's errors in its own vocabulary: Confluent Schema Registry's error codes, and ours where Confluent
+has none. No HTTP here: a code's first three digits are its HTTP status, derived once at the edge
+(`registry.http.status_of`)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from fastapi.responses import JSONResponse
 
 SUBJECT_NOT_FOUND = 40401
 VERSION_NOT_FOUND = 40402
@@ -18,19 +18,25 @@ INCOMPATIBLE = 409
 INVALID_SCHEMA = 42201
 INVALID_VERSION = 42202
 INVALID_COMPATIBILITY_LEVEL = 42203
+INVALID_SUBJECT = 42208
 # ours
-INVALID_ENVELOPE = 42210
-ENVELOPE_DOES_NOT_MATCH = 42211
+INVALID_REQUEST = 42200  # a malformed path or query parameter or request body (the message names which)
+INVALID_ENVELOPE = 42210  # /validate: not an event envelope
+IDENTITY_MISMATCH = 42211  # event name or version does not match the subject
+ENVELOPE_BREAKS_SCHEMA = 42212  # /validate: the envelope does not match its event version's schema
 UNKNOWN_EVENT = 40410
 UNKNOWN_EVENT_VERSION = 40411
 UNAUTHORIZED = 40101
 FORBIDDEN = 40301
+STORE_UNAVAILABLE = 50301  # the database does not answer; nothing was written
 
 
 class RegistryError(Exception):
-    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+    """A refusal with its error code; `extra` goes into the answer beside `error_code` and `message`."""
 
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error_code": self.code, "message": self.message, **self.extra}, status_code=self.status)
+    def __init__(self, code: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code, self.message, self.extra = code, message, extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.code, "message": self.message, **self.extra}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +49,30 @@ def _sv(record: asyncpg.Record) -> SubjectVersion:
 
 
 class RegistryStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Queries on the pool, or (from `locked`) on one transaction that holds a subject's write lock."""
+
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection) -> None:
         self.pool = pool
+
+    @asynccontextmanager
+    async def locked(self, subject: str) -> AsyncIterator[RegistryStore]:
+        """A store on one transaction holding `subject`'s write lock, so that what a writer reads (history,
+        config) is still true when it writes: one writer per subject at a time, across registry processes.
+        Everything inside must go through the store yielded (a second pool connection could deadlock)."""
+        if not isinstance(self.pool, asyncpg.Pool):
+            raise RuntimeError("locked() is taken on the pool's store, once")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", subject)
+            yield RegistryStore(conn)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        if isinstance(self.pool, asyncpg.Pool):
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        else:
+            async with self.pool.transaction():  # a savepoint inside the locked transaction
+                yield self.pool
 
     async def subjects(self, *, include_deleted: bool = False) -> list[str]:
         rows = await self.pool.fetch(
@@ -96,27 +120,30 @@ class RegistryStore:
         return _sv(row) if row else None
 
     async def add_version(self, subject: str, schema: Any) -> SubjectVersion:
-        """Register `schema` under `subject` (the caller has checked compatibility). Identical content
-        already live under the subject returns that version; the same content elsewhere reuses its id."""
+        """Register `schema` under `subject` (the caller has checked compatibility, on a `locked(subject)` store
+        so that the check and this write see the same history). Identical content already live under the
+        subject returns that version; the same content elsewhere reuses its id."""
+        if isinstance(self.pool, asyncpg.Pool):
+            async with self.locked(subject) as store:
+                return await store.add_version(subject, schema)
         text = canonical(schema)
         digest = content_hash(text)
-        async with self.pool.acquire() as conn, conn.transaction():
-            # one writer per subject at a time, so version numbers have no gaps or races
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", subject)
-            existing = await conn.fetchrow(
-                _SV + " WHERE sv.subject = $1 AND s.content_hash = $2 AND NOT sv.deleted", subject, digest)
-            if existing:
-                return _sv(existing)
-            schema_id = await conn.fetchval(
-                "INSERT INTO schemas (content, content_hash) VALUES ($1, $2) "
-                "ON CONFLICT (content_hash) DO UPDATE SET content_hash = EXCLUDED.content_hash RETURNING id",
-                text, digest)
-            version = await conn.fetchval(
-                "SELECT coalesce(max(version), 0) + 1 FROM subject_versions WHERE subject = $1", subject)
-            await conn.execute(
-                "INSERT INTO subject_versions (subject, version, schema_id, event_version) VALUES ($1, $2, $3, $4)",
-                subject, version, schema_id, event_version_of(schema))
-        return SubjectVersion(subject, version, schema_id, text, event_version_of(schema), False)
+        event_version = event_version_of(schema) if isinstance(schema, dict) else None
+        conn = self.pool
+        existing = await conn.fetchrow(
+            _SV + " WHERE sv.subject = $1 AND s.content_hash = $2 AND NOT sv.deleted", subject, digest)
+        if existing:
+            return _sv(existing)
+        schema_id = await conn.fetchval(
+            "INSERT INTO schemas (content, content_hash) VALUES ($1, $2) "
+            "ON CONFLICT (content_hash) DO UPDATE SET content_hash = EXCLUDED.content_hash RETURNING id",
+            text, digest)
+        version = await conn.fetchval(
+            "SELECT coalesce(max(version), 0) + 1 FROM subject_versions WHERE subject = $1", subject)
+        await conn.execute(
+            "INSERT INTO subject_versions (subject, version, schema_id, event_version) VALUES ($1, $2, $3, $4)",
+            subject, version, schema_id, event_version)
+        return SubjectVersion(subject, version, schema_id, text, event_version, False)
 
     async def config(self, subject: str | None) -> tuple[str, str, bool]:
         """(compatibility, policy, subject-level?) for a subject, falling back to the global default."""
@@ -146,7 +173,7 @@ class RegistryStore:
 
     async def hard_delete(self, subject: str, version: int | None) -> list[int]:
         """Remove soft-deleted versions for good; schemas no subject uses any more go too (ids stay burnt)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._transaction() as conn:
             rows = await conn.fetch(
                 "DELETE FROM subject_versions WHERE subject = $1 AND deleted "
                 "AND ($2::int IS NULL OR version = $2) RETURNING version, schema_id", subject, version)

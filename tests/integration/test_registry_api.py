@@ -189,7 +189,7 @@ async def test_validate_an_envelope(client: httpx.AsyncClient) -> None:
     assert good.status_code == 200 and good.json()["valid"] is True and good.json()["schema_id"] > 0
     bad_instance = examples["valid"][0]["instance"] | {"payload": {"task_id": "x", "title": "no area"}}
     bad = await client.post("/validate", json=bad_instance)
-    assert bad.status_code == 422 and bad.json()["error_code"] == 42211
+    assert bad.status_code == 422 and bad.json()["error_code"] == 42212
     pointers = {e["pointer"] for e in bad.json()["errors"]}
     assert {"/payload", "/payload/task_id", "/payload/title"} <= pointers
     unknown_version = await client.post("/validate", json={"meta": {"event_name": "TaskCreated", "event_version": 9},

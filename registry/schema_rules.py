@@ -18,7 +18,7 @@ from registry import errors
 from registry.compat import Reason
 from registry.compat.modes import Finding
 from registry.errors import RegistryError
-from registry.store import SubjectVersion
+from registry.store import SubjectVersion, canonical
 
 #: event versions are stored as a 4-byte integer (`subject_versions.event_version`); they start at 0
 MAX_EVENT_VERSION = 2**31 - 1
@@ -67,17 +67,21 @@ def pinned_identity(schema: Any) -> tuple[str | None, int | None]:
 
 
 def identity_findings(subject: str, schema: Any, live: list[SubjectVersion]) -> list[Finding]:
-    """A schema pinning an event identity must name this subject's event and a version not yet taken."""
+    """A schema pinning an event identity must name this subject's event, and a version that no live version
+    with *other* content holds (the same content under the same version is the same schema: no finding)."""
     findings = []
     name, version = pinned_identity(schema)
     if name is not None and name != subject:
         findings.append(Finding(0, "identity", Reason(
             "event-name-mismatch", "/properties/meta/properties/event_name",
             f"the schema pins event_name {name!r} but the subject is {subject!r}")))
-    taken = {v.event_version: v.version for v in live if v.event_version is not None}
-    if version is not None and version in taken:
-        findings.append(Finding(taken[version], "identity", Reason(
-            "event-version-taken", "/properties/meta/properties/event_version",
-            f"event_version {version} is already registered as version {taken[version]} with other content; "
-            "a changed schema needs a new event_version")))
+    if version is not None:
+        text = canonical(schema)
+        for taken in live:
+            if taken.event_version == version and taken.schema != text:
+                findings.append(Finding(taken.version, "identity", Reason(
+                    "event-version-taken", "/properties/meta/properties/event_version",
+                    f"event_version {version} is already registered as version {taken.version} with other "
+                    "content; a changed schema needs a new event_version")))
+                break
     return findings

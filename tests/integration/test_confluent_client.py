@@ -37,6 +37,7 @@ def test_register_fetch_lookup_and_check_compatibility(client: object) -> None:
     registered = c.lookup_schema("confluent-orders", Schema(json.dumps(v1), "JSON"))  # type: ignore[attr-defined]
     assert (registered.version, registered.schema_id) == (1, schema_id)
     assert c.test_compatibility("confluent-orders", Schema(json.dumps(v2), "JSON")) is True  # type: ignore[attr-defined]
+    assert c.test_compatibility("confluent-orders", Schema(json.dumps(v1), "JSON")) is True  # type: ignore[attr-defined]
     assert c.test_compatibility("confluent-orders", Schema(json.dumps(breaking), "JSON")) is False  # type: ignore[attr-defined]
     c.register_schema("confluent-orders", Schema(json.dumps(v2), "JSON"))  # type: ignore[attr-defined]
     assert c.get_versions("confluent-orders") == [1, 2]  # type: ignore[attr-defined]
@@ -64,3 +65,5 @@ def test_config_and_delete_through_the_client(client: object) -> None:
 def test_the_client_reads_our_event_schemas(client: object) -> None:
     latest = client.get_latest_version("TaskCreated")  # type: ignore[attr-defined]
     assert json.loads(latest.schema.schema_str)["properties"]["meta"]["properties"]["event_version"] == {"enum": [1]}
+    # the registered latest schema, as it is, is compatible with itself (identity pins included)
+    assert client.test_compatibility("TaskCreated", latest.schema) is True  # type: ignore[attr-defined]

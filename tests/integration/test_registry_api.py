@@ -105,6 +105,22 @@ async def test_event_identity_is_checked_against_the_subject(client: httpx.Async
     assert r.status_code == 409 and r.json()["reasons"][0]["rule"] == "event-version-taken"
 
 
+async def test_an_identical_schema_is_compatible_with_itself(client: httpx.AsyncClient) -> None:
+    for subject in ("TaskCompleted", "ManagerCreated"):  # one version; three (checked transitively)
+        latest = (await client.get(f"/subjects/{subject}/versions/latest")).json()
+        same = {"schema": latest["schema"], "schemaType": "JSON"}
+        for path in (f"/compatibility/subjects/{subject}/versions/latest?verbose=true",
+                     f"/compatibility/subjects/{subject}/versions/{latest['version']}?verbose=true",
+                     f"/compatibility/subjects/{subject}/versions?verbose=true"):
+            r = await client.post(path, json=same)
+            assert (r.status_code, r.json()["is_compatible"], r.json()["reasons"]) == (200, True, []), path
+    latest = (await client.get("/subjects/ManagerCreated/versions/latest")).json()
+    changed = json.loads(latest["schema"]) | {"description": "changed, same event_version"}
+    r = await client.post("/compatibility/subjects/ManagerCreated/versions/latest?verbose=true", json=body(changed))
+    assert r.json()["is_compatible"] is False
+    assert [x["rule"] for x in r.json()["reasons"]] == ["event-version-taken"]
+
+
 async def test_config_global_and_per_subject(client: httpx.AsyncClient) -> None:
     assert (await client.get("/config")).json() == {"compatibilityLevel": "BACKWARD_TRANSITIVE", "policy": "LENIENT"}
     missing = await client.get("/config/TaskCreated")

@@ -237,6 +237,10 @@ def batch_note(samples: dict[str, float], seconds: float) -> str:
     return note + (f", {busy / seconds:.0%} of the time in process()" if busy and seconds else "")
 
 
+def notes(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
 def launch(run: Run, variant: str, url: str) -> Launch:
     return Launch(run.server_url, run.bootstrap, url, f"bench-{run.tag}-{variant}", run.topic, run.args.partitions,
                   run.args.batch_max, run.workdir, run.args.timeout, run.args.profile)
@@ -288,15 +292,15 @@ async def bench(run: Run, profile: cProfile.Profile | None) -> None:
         say("Faust worker process around a processor that applies nothing (the framework's own cost)")
         w = await run_worker(launch(run, "faust-noop", run.server_url), n, say, noop=True)
         run.results.append(Result("Faust worker, no-op processor", n - w.first_count, None, w.steady_seconds,
-                                  run.topic, f"{batch_note(w.steady_metrics, w.steady_seconds)}; "
-                                             f"{w.cpu_note(n - w.first_count)}"))
+                                  run.topic, notes(batch_note(w.steady_metrics, w.steady_seconds),
+                                                   w.cpu_note(n - w.first_count))))
     if "worker" in wanted:
         group, url = f"bench-{run.tag}-worker", await new_database(run, "worker")
         say("Faust worker process (eventbus.consumer.main.serve + bonus handlers)")
         w = await run_worker(launch(run, "worker", url), n, say)
         run.results.append(Result("Faust worker, first commit -> done", n - w.first_count, n - w.first_count,
-                                  w.steady_seconds, run.topic, f"{batch_note(w.steady_metrics, w.steady_seconds)}; "
-                                                               f"{w.cpu_note(n - w.first_count)}"))
+                                  w.steady_seconds, run.topic, notes(batch_note(w.steady_metrics, w.steady_seconds),
+                                                                     w.cpu_note(n - w.first_count))))
         run.results.append(Result("Faust worker, spawn -> done", n, n, w.total_seconds, run.topic,
                                   "incl. start + group join"))
         dead = w.metrics.get("consumer_dead_lettered_total", 0.0)
@@ -371,9 +375,8 @@ def table(run: Run) -> str:
             verdict = "meets" if r.applied_per_s >= GOAL else "BELOW"
             lines.append(f"goal >= {GOAL:,} applied/s: {r.name}: {r.applied_per_s:,.0f}/s {verdict}")
     failed = [c for c in run.checks if not c[1]]
-    lines.append(f"correctness: {len(run.checks) - len(failed)}/{len(run.checks)} checks passed"
-                 + "".join(f"\n  FAILED: {what} {detail}" for what, _, detail in failed)
-                 + "; goals are reported, they do not fail the run")
+    lines.append(f"correctness: {len(run.checks) - len(failed)}/{len(run.checks)} checks passed (goals are reported, "
+                 "they do not fail the run)" + "".join(f"\n  FAILED: {what} {detail}" for what, _, detail in failed))
     return "\n".join(lines)
 
 

@@ -54,6 +54,5 @@ def correctness(local: tuple[list[Candidate], list[Case], list[InvalidResult], C
 
 def report(checks: list[Check]) -> str:
     failed = [c for c in checks if not c[1]]
-    return (f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed"
-            + "".join(f"\n  FAILED: {what}: {detail}" for what, _, detail in failed)
-            + "; goals are reported, they fail the run only with --check")
+    return (f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they fail "
+            "the run only with --check)" + "".join(f"\n  FAILED: {what}: {detail}" for what, _, detail in failed))

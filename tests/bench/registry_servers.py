@@ -49,8 +49,8 @@ class Postgres:
 
         name = f"bench_registry_{uuid.uuid4().hex[:8]}"
         self.databases.append(name)
-        say(f"http: migrating {name} (eventbus.migrate.upgrade('registry'))")
-        return upgrade("registry", self.server_url, database=name)
+        say(f"http: migrating {name} (eventbus.migrate.upgrade('registry', 'heads'))")
+        return upgrade("registry", self.server_url, "heads", database=name)
 
     def stop(self) -> None:
         if os.environ.get("DATABASE_URL") and self.server_url and self.databases:

@@ -40,6 +40,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -97,7 +98,8 @@ class Run:
 async def new_database(run: Run, phase: str) -> str:
     name = f"bench_relay_{run.tag}_{phase}"
     run.databases.append(name)
-    return await asyncio.to_thread(upgrade, "management", run.server_url, database=name)
+    # "heads": every branch of the tree (the outbox is the same at every stage of the service's playbooks)
+    return await asyncio.to_thread(upgrade, "management", run.server_url, "heads", database=name)
 
 
 def writer(topic: str) -> OutboxWriter:
@@ -156,13 +158,15 @@ class RelayProcess:
             return None
 
 
-def relay_process(run: Run, service: str, url: str, topic: TopicSpec, log_level: str = "WARNING",
+def relay_process(run: Run, label: str, url: str, topic: TopicSpec, log_level: str = "WARNING",
                   **settings: object) -> RelayProcess:
-    port = free_port()
-    env = {**os.environ, f"{service.upper()}_DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap,
-           "RELAY_PORT": str(port), "LOG_LEVEL": log_level,
+    """`python -m eventbus.outbox.main` for the bench database at `url`: the relay's service is named like the
+    database, so its own URL is found either way (`<SERVICE>_DATABASE_URL`, or DATABASE_URL's server)."""
+    service, port = urlsplit(url).path.lstrip("/"), free_port()
+    env = {**os.environ, f"{service.upper()}_DATABASE_URL": url, "DATABASE_URL": run.server_url,
+           "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap, "RELAY_PORT": str(port), "LOG_LEVEL": log_level,
            **{f"RELAY_{k.upper()}": str(v) for k, v in settings.items()}}
-    with (run.workdir / f"relay-{service}.log").open("ab") as log:
+    with (run.workdir / f"relay-{label}.log").open("ab") as log:
         return RelayProcess(subprocess.Popen(
             [sys.executable, "-m", "eventbus.outbox.main", service, f"{topic.name}:{topic.partitions}"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), port)
@@ -678,9 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(run))
     checks = [r for r in run.rows if r[0] == "check"]
     failed = [r for r in checks if not r[3].endswith("ok")]
-    print(f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed"
-          + "".join(f"\n  FAILED: {r[1]}: {r[2]}" for r in failed)
-          + "; goals are reported, they do not fail the run")
+    print(f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they do not "
+          "fail the run)" + "".join(f"\n  FAILED: {r[1]}: {r[2]}" for r in failed))
     return 0 if run.ok else 1
 
 

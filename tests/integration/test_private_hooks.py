@@ -30,6 +30,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eventbus.consumer.messages import Decoded
 from eventbus.db import plain_url
 from eventbus.envelope import encode, kafka_headers, new_envelope
+from eventbus.migrate import upgrade
+from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.stack.supervisor import ProcessSpec, Supervisor
 from eventbus.topics import TopicSpec, partitions_of
 from tests.integration.conftest import make_topics, read_topic
@@ -251,12 +254,19 @@ class Workers:
         return "\n".join(f"--- {n}:\n{self.supervisor.log_tail(n, 40)}" for n in self.supervisor.specs)
 
 
+def _bonus_database(server_url: str) -> str:
+    """A bonus database with every branch of its tree applied (the worker needs its `processed_events`)."""
+    name = f"t_hooks_{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(1) as pool:  # Alembic's env runs its own event loop: keep it off the test's loop
+        return pool.submit(upgrade, "bonus", server_url, "heads", database=name).result()
+
+
 @pytest.fixture
-def workers(tmp_path: Path, bootstrap: str, make_database: Callable[[str], str]) -> Iterator[Callable[..., Workers]]:
+def workers(tmp_path: Path, bootstrap: str, pg_server: EmbeddedPostgres) -> Iterator[Callable[..., Workers]]:
     made: list[Workers] = []
 
     def make(group: str, sources: list[TopicSpec]) -> Workers:
-        made.append(Workers(tmp_path / group, bootstrap, make_database("bonus"), group, sources))
+        made.append(Workers(tmp_path / group, bootstrap, _bonus_database(pg_server.url), group, sources))
         return made[-1]
 
     yield make

@@ -1,5 +1,8 @@
 """Registry operations with Confluent's semantics, in the registry's vocabulary: refusals are `RegistryError`s
 with Confluent's error codes; no HTTP and no request parsing here (that is `registry.http`, `registry.parsing`).
+
+Every write to a subject (register, delete) runs on one transaction holding the subject's lock
+(`RegistryStore.locked`): what a registration is checked against is still the history it is added to.
 """
 
 from __future__ import annotations
@@ -121,20 +124,24 @@ class RegistryService(EventSchemas):
     # -- writes -------------------------------------------------------------------------------
     async def register(self, subject: str, schema: Any) -> Registered:
         """Identical content live under the subject returns its version; otherwise the schema is checked
-        against the subject's history and added (409 with reasons when not)."""
+        against the subject's history and added, both under the subject's lock (409 with reasons when not)."""
         require_valid(schema)
         existing = await self.store.find(subject, schema)
         if existing is not None:
             return Registered(existing.schema_id, existing.version, created=False)
-        result = await self._verdict(self.store, subject, schema, None)
-        if not result.compatible:
-            raise RegistryError(
-                errors.INCOMPATIBLE,
-                f"Schema being registered is incompatible with an earlier schema for subject \"{subject}\" "
-                f"({result.mode.value}, {result.policy.value}), details: "
-                f"{[f.message() for f in result.findings]}",
-                reasons=[f.as_dict() for f in result.findings])
-        added = await self.store.add_version(subject, schema)
+        async with self.store.locked(subject) as store:
+            existing = await store.find(subject, schema)  # registered while this one waited for the lock
+            if existing is not None:
+                return Registered(existing.schema_id, existing.version, created=False)
+            result = await self._verdict(store, subject, schema, None)
+            if not result.compatible:
+                raise RegistryError(
+                    errors.INCOMPATIBLE,
+                    f"Schema being registered is incompatible with an earlier schema for subject \"{subject}\" "
+                    f"({result.mode.value}, {result.policy.value}), details: "
+                    f"{[f.message() for f in result.findings]}",
+                    reasons=[f.as_dict() for f in result.findings])
+            added = await store.add_version(subject, schema)
         self.caches.changed()
         log.info("registered %s version %d (id %d)", subject, added.version, added.schema_id)
         return Registered(added.schema_id, added.version, created=True)

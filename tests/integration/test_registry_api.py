@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -92,6 +93,19 @@ async def test_compatibility_endpoint_verbose_lists_reasons(client: httpx.AsyncC
     assert unknown.status_code == 404 and unknown.json()["error_code"] == 40401
     bad_version = await client.post("/compatibility/subjects/c/versions/7", json=body(S))
     assert bad_version.json()["error_code"] == 40402
+
+
+async def test_concurrent_registrations_are_checked_against_each_other(client: httpx.AsyncClient) -> None:
+    """Two schemas each compatible with v1 but not with each other, registered at once: exactly one wins."""
+    wider_int, wider_bool = {"type": ["string", "integer"]}, {"type": ["string", "boolean"]}
+    for attempt in range(4):
+        subject = f"race-{attempt}"
+        await client.put(f"/config/{subject}", json={"compatibility": "BACKWARD"}, headers=AUTH)
+        await client.post(f"/subjects/{subject}/versions", json=body({"type": "string"}), headers=AUTH)
+        answers = await asyncio.gather(*(client.post(f"/subjects/{subject}/versions", json=body(schema),
+                                                     headers=AUTH) for schema in (wider_int, wider_bool)))
+        assert sorted(a.status_code for a in answers) == [200, 409], [a.json() for a in answers]
+        assert (await client.get(f"/subjects/{subject}/versions")).json() == [1, 2]
 
 
 async def test_event_identity_is_checked_against_the_subject(client: httpx.AsyncClient) -> None:

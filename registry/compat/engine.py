@@ -26,12 +26,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 from registry.compat.rules import ANNOTATIONS, KEYWORD_RULES, KNOWN, KeywordRule, Relation
 
 IDENTITY_PATHS = frozenset({"/properties/meta/properties/event_version", "/properties/meta/properties/event_name"})
+#: Positions one `check` compares before it gives up (unions and intersections nested in each other can make
+#: the walk exponential; real schemas take tens). A few µs each: a tenth of a second at worst.
+MAX_STEPS = 20_000
 ALL_TYPES = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
 Schema = Any  # dict or bool
 
@@ -52,9 +57,23 @@ class Reason:
 
 
 def check(writer: Schema, reader: Schema, *, policy: Policy = Policy.LENIENT,
-          identity_paths: Iterable[str] = IDENTITY_PATHS) -> list[Reason]:
-    """[] when every instance valid under `writer` is valid under `reader`; otherwise why not."""
-    return _Walk(writer, reader, policy, frozenset(identity_paths)).sub(writer, reader, "")
+          identity_paths: Iterable[str] = IDENTITY_PATHS, max_steps: int = MAX_STEPS) -> list[Reason]:
+    """[] when every instance valid under `writer` is valid under `reader`; otherwise why not. A walk that
+    takes more than `max_steps` comparisons, or recurses deeper than Python can, proves nothing: one reason."""
+    walk = _Walk(writer, reader, policy, frozenset(identity_paths), max_steps)
+    try:
+        return walk.sub(writer, reader, "")
+    except _GaveUp as exc:
+        return [Reason("too-complex", exc.path, f"gave up after {max_steps} comparisons: the schemas nest unions "
+                                                "and intersections too deeply to prove containment")]
+    except RecursionError:
+        return [Reason("too-complex", "", "the schemas nest (or recurse through $ref) too deeply to compare")]
+
+
+class _GaveUp(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
 
 
 def _esc(name: str) -> str:
@@ -71,12 +90,17 @@ class _Walk:
     reader_root: Schema
     policy: Policy
     identity: frozenset[str]
+    max_steps: int = MAX_STEPS
+    _steps: int = 0
     _seen: set[tuple[int, int]] = field(default_factory=set)
 
     # -- entry: one position ----------------------------------------------------------------
     def sub(self, w: Schema, r: Schema, path: str) -> list[Reason]:
         if path in self.identity:
             return []
+        self._steps += 1
+        if self._steps > self.max_steps:
+            raise _GaveUp(path)
         w, r = self._deref(w, self.writer_root), self._deref(r, self.reader_root)
         key = (id(w), id(r))
         if key in self._seen:  # recursive schemas: assume the cycle holds (coinduction)
@@ -95,9 +119,12 @@ class _Walk:
             if not isinstance(ref, str) or not ref.startswith("#"):
                 return schema  # remote refs: left in place, reported as unprovable if they differ
             target: Any = root
-            for part in [p for p in ref[1:].split("/") if p]:
-                part = part.replace("~1", "/").replace("~0", "~")
-                target = target[int(part)] if isinstance(target, list) else target[part]
+            try:
+                for part in [p for p in unquote(ref[1:]).split("/") if p]:
+                    part = part.replace("~1", "/").replace("~0", "~")
+                    target = target[int(part)] if isinstance(target, list) else target[part]
+            except (KeyError, IndexError, ValueError, TypeError):
+                return schema  # not a JSON pointer into this schema (an anchor, say): compared as written
             rest = {k: v for k, v in schema.items() if k != "$ref"}
             schema = target if not _constraining(rest) else {"allOf": [target, rest]}
         return schema
@@ -115,7 +142,7 @@ class _Walk:
         if "$ref" in w or "$ref" in r:
             if w.get("$ref") == r.get("$ref"):
                 return []
-            return [Reason("remote-ref", path, "a non-local $ref cannot be compared")]
+            return [Reason("remote-ref", path, "a $ref that is not a JSON pointer into the schema cannot be compared")]
         combined = self._combinators(w, r, path)
         if combined is not None:
             return combined
@@ -184,8 +211,11 @@ class _Walk:
         """A writer with enum/const allows finitely many values: try each one against the reader."""
         validator = jsonschema.Draft202012Validator(self.reader_root, format_checker=jsonschema.FormatChecker())
         sub_validator = validator.evolve(schema=r)
-        return [Reason("enum-value-rejected", path, f"the writer allows {v!r}, which the reader rejects")
-                for v in values if not sub_validator.is_valid(v)]
+        try:
+            return [Reason("enum-value-rejected", path, f"the writer allows {v!r}, which the reader rejects")
+                    for v in values if not sub_validator.is_valid(v)]
+        except Unresolvable as exc:
+            return [Reason("remote-ref", path, f"the reader's values cannot be checked: {exc}")]
 
     # -- type ------------------------------------------------------------------------------
     def _types(self, w: dict[str, Any], r: dict[str, Any], path: str, reasons: list[Reason]) -> frozenset[str]:

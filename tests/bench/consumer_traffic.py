@@ -1,7 +1,12 @@
-"""Bonus traffic for `tests.bench.consumer`: managers and tasks to seed, result events to produce.
+"""Bonus traffic for `tests.bench.consumer`: tasks and their ratings to seed, result events to produce.
 
 Every event is what hiring's relay would publish: a v0 TaskCompleted/TaskFailed envelope valid per
-`schemas/`, keyed by task id, with the envelope facts as headers, for a task whose creator exists.
+`schemas/`, keyed by task id, with the envelope facts as headers, for a task the bonus database knows. A
+completed task's rating is already in `task_ratings` (its TaskRating arrived first), so it is credited at once.
+
+The bonus database is at its "before" revision with results applied from events (`bonus.task_results_consumer`
+= apply, COMM-040 after) and ratings from TaskRating events (`bonus.rating_source` = events, COMM-060 before):
+the stage in which the bonus worker applies every result event itself, without calling hiring.
 Redeliveries (the duplicate-heavy variant) are byte-identical copies placed a little after their
 original, as after a consumer crash between the DB commit and the offset commit.
 """
@@ -19,7 +24,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from eventbus.envelope import Headers, encode, kafka_headers, new_envelope
+from eventbus.flags import store as flag_store
 from services.bonus.domain import OUTCOME_OF_EVENT, CreditRule
+from services.flags import BONUS as FLAGS
+from services.stages import BEFORE_REVISION
+
+#: the bonus database's revision for the bench, and the switches that make its worker apply every result event
+REVISION = BEFORE_REVISION
+SWITCHES = {"bonus.task_results_consumer": "apply", "bonus.rating_source": "events"}
 
 Record = tuple[bytes, bytes, Headers]  # key, value, headers
 
@@ -29,9 +41,11 @@ class Traffic:
     managers: list[uuid.UUID]
     tasks: list[tuple[uuid.UUID, uuid.UUID, str]]  # task id, creator id, event name
     records: list[Record]  # one event per task, in produce order
+    ratings: dict[uuid.UUID, int]  # the completed tasks' ratings
 
     def expected_credits(self, rule: CreditRule, first: int | None = None) -> int:
-        return sum(rule.amount(OUTCOME_OF_EVENT[name]) for _, _, name in self.tasks[:first])
+        return sum(rule.amount(OUTCOME_OF_EVENT[name], self.ratings.get(task))
+                   for task, _, name in self.tasks[:first])
 
 
 def _uuid(rng: random.Random) -> uuid.UUID:
@@ -42,6 +56,7 @@ def make_traffic(n_events: int, n_managers: int, failed_share: float, rng: rando
     managers = [_uuid(rng) for _ in range(n_managers)]
     tasks: list[tuple[uuid.UUID, uuid.UUID, str]] = []
     records: list[Record] = []
+    ratings: dict[uuid.UUID, int] = {}
     for _ in range(n_events):
         task, creator = _uuid(rng), rng.choice(managers)
         name = "TaskFailed" if rng.random() < failed_share else "TaskCompleted"
@@ -49,7 +64,9 @@ def make_traffic(n_events: int, n_managers: int, failed_share: float, rng: rando
         envelope = new_envelope(name, 0, payload, producer="hiring", aggregate_id=str(task), event_id=_uuid(rng))
         tasks.append((task, creator, name))
         records.append((str(task).encode(), encode(envelope), kafka_headers(envelope["meta"])))
-    return Traffic(managers, tasks, records)
+        if name == "TaskCompleted":
+            ratings[task] = rng.randint(1, 5)
+    return Traffic(managers, tasks, records, ratings)
 
 
 def with_redeliveries(records: list[Record], share: float, rng: random.Random, window: int = 1000) -> list[Record]:
@@ -62,16 +79,21 @@ def with_redeliveries(records: list[Record], share: float, rng: random.Random, w
 
 
 async def seed_database(url: str, traffic: Traffic) -> None:
-    """What the bonus database already knows before the results arrive: the managers and their tasks."""
+    """What the bonus database already knows before the results arrive: the tasks, the completed ones'
+    ratings, and the switches under which its worker applies result events."""
     conn = await asyncpg.connect(url)
     try:
         await conn.copy_records_to_table(
-            "managers", columns=["id", "account_id", "first_name", "last_name", "username"],
-            records=[(m, f"acc-{i % 50}", "Bench", f"Manager{i}", f"bench.m{i}")
-                     for i, m in enumerate(traffic.managers)])
+            "tasks", columns=["id", "creator_id", "title"],
+            records=[(t, c, f"Bench task {i}") for i, (t, c, _) in enumerate(traffic.tasks)])
         await conn.copy_records_to_table(
-            "tasks", columns=["id", "creator_id", "title", "knowledge_area"],
-            records=[(t, c, f"Bench task {i}", "Bench") for i, (t, c, _) in enumerate(traffic.tasks)])
+            "task_ratings", columns=["task_id", "rating", "event_id"],
+            records=[(t, r, uuid.uuid5(t, "rating")) for t, r in traffic.ratings.items()])
+        specs = {s.name: s for s in FLAGS}
+        await flag_store.ensure_defaults(conn, FLAGS)
+        for name, value in SWITCHES.items():
+            await flag_store.set_flag(conn, specs[name], value, by="bench-consumer",
+                                      reason="the bonus worker applies result events (the stage benchmarked)")
     finally:
         await conn.close()
 

@@ -1,8 +1,9 @@
 """The Faust worker as a process, for `tests.bench.consumer`: start it, time it, read its metrics.
 
 `python -m tests.bench.consumer_worker GROUP TOPIC PARTITIONS apply` is what `python -m services.bonus.worker`
-runs (`eventbus.consumer.main.serve` with the bonus handlers), for a bench group and topic; `noop` is the
-same worker around a processor that applies nothing: what Faust costs on its own.
+runs (`eventbus.consumer.main.serve` with the bonus worker's plan: switches, handlers, control loop), for a
+bench group and topic; `noop` is the same Faust worker around a processor that applies nothing: what Faust
+costs on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,8 +30,6 @@ from eventbus.db import plain_url, with_database
 from eventbus.schemas.client import SchemaClient
 from eventbus.settings import REPO_ROOT
 from eventbus.topics import TopicSpec
-from services.bonus.consumers import handlers
-from services.bonus.domain import CreditRule
 from tests.bench import common
 from tests.waiting import free_port
 
@@ -152,12 +152,21 @@ class NoopProcessor(BatchProcessor):
 
 def main(group: str, topic: str, partitions: int, mode: str) -> None:
     from eventbus.consumer import worker
-    from eventbus.consumer.main import serve
+    from eventbus.consumer.main import WorkerPlan, serve
     from eventbus.logs import setup_logging
+    from services.bonus.consumers import BonusConsumers
+    from services.bonus.worker import BonusWorkerSettings
+    from services.flags import BONUS as FLAGS
 
     sources = [TopicSpec(topic, partitions)]
-    if mode == "apply":
-        serve(group, "bonus", sources, handlers(CreditRule()))
+    if mode == "apply":  # services.bonus.worker.main, on the bench's group and topic
+        bonus = BonusWorkerSettings()
+
+        def plan(control: Any, links: Any) -> WorkerPlan:
+            consumers = BonusConsumers(control.flags, control.schema, bonus.credit_rule(), links["hiring"])
+            return WorkerPlan(sources, consumers.handlers())
+
+        serve(group, "bonus", bonus, FLAGS, plan, links={"hiring": bonus.hiring_url})
         return
     settings = WorkerSettings()
     setup_logging(settings.log_level, f"{group}-worker")

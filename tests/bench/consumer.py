@@ -348,8 +348,8 @@ async def verify_sample(run: Run, url: str, group: str, sample: int) -> None:
 async def bench_duplicates(run: Run) -> None:
     records, n = len(run.dup_records), len(run.traffic.records)
     say(f"duplicates: raw read of {records:,} records ({records - n:,} redelivered)")
-    run.results.append(Result("dups: raw aiokafka read", records, None,
-                              await read_raw(run, run.dup_topic, records), run.dup_topic))
+    seconds = min([await read_raw(run, run.dup_topic, records) for _ in range(2)])
+    run.results.append(Result("dups: raw aiokafka read", records, None, seconds, run.dup_topic, "best of 2"))
     group, url = f"bench-{run.tag}-duplicates", await new_database(run, "duplicates")
     say("duplicates: BatchProcessor")
     seconds, processor = await run_processor(run, run.dup_topic, records, group, url, run.args.batch_max)

@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help venv run run-bg stop restart status demo migrate test test-unit test-integration test-e2e lint typecheck \
         check bench bench-quick bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
-        registry-diff dlq-list dlq-show dlq-replay compose-config clean
+        registry-diff flags flag-set playbook-list playbook-plan playbook-run playbook-status playbook-rollback dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
 
 help: ## list the targets
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create or update the virtualenv (pinned by constraints.txt)
 
-run: $(STAMP) ## run the whole system on the embedded stack (Ctrl-C stops everything)
+# START=final: a fresh data folder starts in the state all five playbooks end in (default: seed 004's "before")
+START ?=
+export STACK_START := $(if $(START),$(START),$(STACK_START))
+
+run: $(STAMP) ## run the whole system on the embedded stack (Ctrl-C stops everything; START=final)
 	$(PY) -m services.stack run
 
 run-bg: $(STAMP) ## the same, in the background; `make stop` stops it
@@ -40,8 +44,8 @@ status: $(STAMP) ## is a stack running, and where
 demo: $(STAMP) ## drive the event path through the APIs of a running stack and time it
 	$(PY) -m services.demo
 
-migrate: $(STAMP) ## create the databases and run Alembic to head (DATABASE_URL)
-	$(PY) -m eventbus.migrate
+migrate: $(STAMP) ## create the databases at seed 004's "before" state, or START=final (DATABASE_URL)
+	$(PY) -m services.stages --start $(if $(START),$(START),before)
 
 outbox-status: $(STAMP) ## backlog, oldest age, rate and relays of each outbox (running stack)
 	$(PY) -m eventbus.outbox.cli status
@@ -102,6 +106,27 @@ check: lint typecheck registry-check ## lint, typecheck and the schema catalog c
 
 compose-config: ## validate docker-compose.yml (needs the docker CLI, not an engine)
 	docker compose config -q
+
+flags: $(STAMP) ## every switch: value, since when, by whom, allowed values (JSON=1)
+	$(PY) -m services.flagctl list $(if $(JSON),--json)
+
+flag-set: $(STAMP) ## set a switch: NAME=bonus.manager_source VALUE=local REASON="..."
+	$(PY) -m services.flagctl set "$(NAME)" "$(VALUE)" --reason "$(REASON)"
+
+playbook-list: $(STAMP) ## the staged migrations of seed 004 and where each stands
+	$(PY) -m services.playbooks list
+
+playbook-plan: $(STAMP) ## NAME=us-170: its steps, what each checks and does; nothing changes
+	$(PY) -m services.playbooks plan $(NAME)
+
+playbook-run: $(STAMP) ## NAME=us-170 [STEP=n | TO=n]: run steps until done or a gate blocks
+	$(PY) -m services.playbooks run $(NAME) $(if $(STEP),--step $(STEP)) $(if $(TO),--to $(TO))
+
+playbook-status: $(STAMP) ## every playbook, its step, and for a blocked one the failing gate (JSON=1; exit 0/3/4/5)
+	$(PY) -m services.playbooks status $(NAME) $(if $(JSON),--json)
+
+playbook-rollback: $(STAMP) ## NAME=...: undo done steps in reverse, refused at an irreversible one
+	$(PY) -m services.playbooks rollback $(NAME)
 
 clean: ## remove the embedded stack's data (databases, logs)
 	rm -rf .data

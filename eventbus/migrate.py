@@ -50,7 +50,7 @@ def alembic_config(tree: str, url: str) -> Config:
     return config
 
 
-def upgrade(tree: str, server_url: str, revision: str = "head", *, database: str | None = None) -> str:
+def upgrade(tree: str, server_url: str, revision: str = "heads", *, database: str | None = None) -> str:
     """Create the database (named like the tree unless `database` says otherwise) if needed, and upgrade
     it with the tree's migrations. Returns its URL. Synchronous: call it outside an event loop."""
     database = database or tree
@@ -65,13 +65,14 @@ def downgrade(tree: str, url: str, revision: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Create the databases and run Alembic to head.")
+    parser = argparse.ArgumentParser(description="Create the databases and run Alembic to every head (the final "
+                                                 "state: no playbook gates; `make migrate` starts before them).")
     parser.add_argument("databases", nargs="*", default=list(ALL_DATABASES), help=f"default: {' '.join(ALL_DATABASES)}")
     args = parser.parse_args()
     settings = CommonSettings()
     for database in args.databases:
         upgrade(database, settings.database_url)
-        print(f"{database}: at head")
+        print(f"{database}: at every head")
 
 
 if __name__ == "__main__":

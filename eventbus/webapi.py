@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -87,8 +88,29 @@ class _OutageLog:
         self._last = now
 
 
+def _safe(value: Any, limit: int = 120) -> Any:
+    """An echo of the caller's input that always encodes: short, and without lone surrogates."""
+    if isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8")
+        return text if len(text) <= limit else text[:limit] + f"... ({len(value)} characters)"
+    if isinstance(value, bool | int | float) or value is None:
+        return value if not isinstance(value, int) or abs(value) < 10**18 else f"{str(value)[:20]}... (an integer)"
+    return f"({type(value).__name__})"
+
+
+def validation_body(errors: Any) -> dict[str, Any]:
+    """FastAPI's 422 shape (loc, msg, type), with the offending input echoed safely."""
+    return {"detail": [{"loc": [_safe(part) for part in e.get("loc", ())], "msg": _safe(str(e.get("msg", "")), 500),
+                        "type": str(e.get("type", "")), **({"input": _safe(e["input"])} if "input" in e else {})}
+                       for e in errors]}
+
+
 def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> None:
     outage = _OutageLog()
+
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(validation_body(exc.errors()), status_code=422)
 
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
@@ -122,6 +144,7 @@ def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> N
         return JSONResponse({"detail": "the database is unavailable; nothing was written", "dependency": "database"},
                             status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(InvalidInput, invalid)

@@ -11,6 +11,7 @@ Routes reach the resources with `resources_of(request)`.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -59,6 +60,79 @@ class InstanceHeader:
         await self.app(scope, receive, with_header)
 
 
+def json_depth(body: bytes, limit: int) -> int:
+    """How deep `body`'s arrays and objects nest, counted up to `limit` + 1 (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+class BodyGuard:
+    """Bodies the JSON parser must not see: too large (413), or nested deeper than any request of ours
+    (422; Python's parser would recurse until it fails with a 500). The body is read once and handed on."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = 1_000_000, max_depth: int = 32) -> None:
+        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _answer(send, 413, {"detail": f"the request body is larger than {self.max_bytes} bytes"})
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth(body, self.max_depth) > self.max_depth:
+            await _answer(send, 422, {"detail": [{"loc": ["body"], "msg": f"JSON nested deeper than {self.max_depth} "
+                                                  "levels", "type": "value_error.json_depth"}]})
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _answer(send: Send, status: int, body: dict[str, object]) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
 def instance_name(service: str) -> str:
     """SERVER_INSTANCE when set (compose sets one per replica), else service@host:pid."""
     return os.environ.get("SERVER_INSTANCE") or f"{service}@{socket.gethostname()}:{os.getpid()}"
@@ -92,5 +166,6 @@ def service_app(
         app.include_router(router)
     if customize is not None:
         customize(app)
+    app.add_middleware(BodyGuard)
     app.add_middleware(InstanceHeader, instance=instance_name(title))
     return app

@@ -23,3 +23,15 @@ def catalog(schemas_dir: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
                 versions.append((int(match.group(1)), path))
         for version, path in sorted(versions):
             yield event_dir.name, version, json.loads(path.read_text())
+
+
+Entry = tuple[str, int, dict[str, Any]]
+
+
+def selected(entries: Iterator[Entry], versions: str) -> list[Entry]:
+    """The catalog entries named by `versions` ("all", or "Event:N,Event:M,...")."""
+    if versions.strip().lower() == "all":
+        return list(entries)
+    wanted = {(name.strip(), int(number)) for name, _, number in
+              (item.partition(":") for item in versions.split(",") if item.strip())}
+    return [entry for entry in entries if (entry[0], entry[1]) in wanted]

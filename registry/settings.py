@@ -9,3 +9,6 @@ class RegistrySettings(CommonSettings):
     registry_token: str = "dev-registry-token"
     #: load schemas/ into the registry at start
     registry_seed: bool = True
+    #: which versions of schemas/ to load when missing: "all", or a list like "TaskCreated:0,TaskRating:0"
+    #: (the stack's "before" state; later versions are registered by playbooks and stay registered)
+    registry_seed_versions: str = "all"

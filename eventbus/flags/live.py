@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from eventbus.flags.spec import FlagError, FlagSpec, FlagValue
 from eventbus.flags.store import FlagRow
 
-_IN_TX = text("SELECT name, value FROM flags WHERE name = ANY(:names) FOR SHARE")
+_IN_TX = text("SELECT name, value::text AS value FROM flags WHERE name = ANY(:names) FOR SHARE")
 
 
 class LiveFlags:
@@ -69,6 +69,5 @@ class LiveFlags:
         for name in names:
             self.spec(name)
         rows = (await conn.execute(_IN_TX, {"names": list(names)})).all()
-        found = {row.name: self.specs[row.name].validate(orjson.loads(row.value) if isinstance(row.value, str)
-                                                          else row.value) for row in rows}
+        found = {row.name: self.specs[row.name].validate(orjson.loads(row.value)) for row in rows}
         return {name: found.get(name, self._values[name]) for name in names}

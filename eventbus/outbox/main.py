@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from eventbus.db import database_url_for, plain_url
+from eventbus.control import Control
+from eventbus.db import plain_url
+from eventbus.flags import LiveFlags
+from eventbus.flags.spec import FlagSpec
 from eventbus.health import KafkaProbe, run_probes
 from eventbus.logs import setup_logging
 from eventbus.ops import ops_app, start_ops_server
@@ -72,14 +76,22 @@ class RelaySettings(CommonSettings):
         )
 
 
-async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings) -> None:
+async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings, flags: Sequence[FlagSpec],
+                retired: Callable[[LiveFlags], Collection[str]] | None) -> None:
+    dsn = plain_url(settings.url_of(service))
+    control = Control(dsn, name=f"{service}-relay", role="relay", specs=flags, interval=settings.control_interval)
+    paused_flag = f"{service}.paused_topics"
     relay = Relay(
         service=service,
-        dsn=plain_url(database_url_for(settings.database_url, service)),
+        dsn=dsn,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=topics,
         config=settings.config(),
+        paused_topics=(lambda: control.flags.value(paused_flag)) if paused_flag in control.flags.specs else None,
+        retired_topics=(lambda: retired(control.flags)) if retired is not None else None,
     )
+    control.report = lambda: {"relay": relay.status()}
+    await control.start()
     kafka = KafkaProbe(settings.kafka_bootstrap_servers)
 
     async def database() -> None:
@@ -99,14 +111,18 @@ async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings) 
     try:
         await relay.run()
     finally:
+        await control.stop()
         await kafka.close()
         await runner.cleanup()
 
 
-def serve(service: str, topics: list[TopicSpec]) -> None:
+def serve(service: str, topics: list[TopicSpec], flags: Sequence[FlagSpec] = (),
+          retired: Callable[[LiveFlags], Collection[str]] | None = None) -> None:
+    """Run `service`'s relay; `flags`: the service's switches (`<service>.paused_topics` holds topics back),
+    `retired`: which of `topics` a playbook deleted for good, given the switches (never declared again)."""
     settings = RelaySettings()
     setup_logging(settings.log_level, f"{service}-relay")
-    asyncio.run(_main(service, topics, settings))
+    asyncio.run(_main(service, topics, settings, flags, retired))
 
 
 def _topic(spec: str) -> TopicSpec:

@@ -90,6 +90,7 @@ class Relay:
         config: RelayConfig = RelayConfig(),
         instance_id: str | None = None,
         paused_topics: Callable[[], Collection[str]] | None = None,
+        retired_topics: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.service = service
         self.dsn = dsn
@@ -98,6 +99,8 @@ class Relay:
         self.config = config
         self.instance_id = instance_id or new_instance_id(service)
         self.paused_topics = paused_topics or (lambda: ())
+        #: topics deleted for good (a playbook removed them): never declared again
+        self.retired_topics = retired_topics or (lambda: ())
         #: the pause of the last fetch: once a topic is here, nothing of it is being published
         self.paused_in_effect: list[str] = []
         self.metrics = RelayMetrics(service)
@@ -224,7 +227,9 @@ class Relay:
             await self._publish_failed(outcome.error)
 
     async def _start_publisher(self) -> None:
-        await ensure_topics(self.bootstrap_servers, self.topics, timeout=self.config.publish_timeout)
+        retired = set(self.retired_topics())
+        await ensure_topics(self.bootstrap_servers, [t for t in self.topics if t.name not in retired],
+                            timeout=self.config.publish_timeout)
         await self.publisher.start()
 
     async def _publish_failed(self, exc: BaseException) -> None:

@@ -149,8 +149,9 @@ async def set_flag(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         if not change.changed:
             last = await flag_store.last_change(conn, spec.name)
     if change.changed:
-        outcome: dict[str, Any] = {"old": change.old, "new": change.new, "changed": True, "change_id": change.change_id,
-                                   "outbox_boundary": change.outbox_boundary, "changed_at": change.changed_at.isoformat()}
+        outcome: dict[str, Any] = {
+            "old": change.old, "new": change.new, "changed": True, "change_id": change.change_id,
+            "outbox_boundary": change.outbox_boundary, "changed_at": change.changed_at.isoformat()}
     elif last is not None and orjson.loads(last["new_value"]) == value:
         # set before (a resumed step, or by hand): the change that made it so is the cut-over
         outcome = {"old": orjson.loads(last["old_value"]), "new": value, "changed": True, "change_id": last["id"],
@@ -225,3 +226,24 @@ async def delete_topics(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
             await admin.close()
     ctx.say(f"    deleted {', '.join(gone) or 'nothing (already gone)'}")
     return {"deleted": gone}
+
+
+@action("await_gate")
+async def await_gate(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """Between two actions of one step: wait up to `timeout` s for a gate to pass (the step fails otherwise,
+    and the actions after it are not done)."""
+    import asyncio
+    import time
+
+    from eventbus.playbook.gates import GATES
+    kind, gate_args, timeout = args["gate"], dict(args.get("args", {})), float(args.get("timeout", 30))
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await GATES[kind](ctx, gate_args)
+        if result.passed:
+            ctx.say(f"    [ok  ] {result.gate}: {result.evidence}")
+            return {"gate": result.as_dict()}
+        if time.monotonic() >= deadline:
+            raise ActionFailed(f"{result.gate}: {result.verdict.value} after {timeout:g} s: {result.evidence}"
+                               + (f"; fix: {result.fix}" if result.fix else ""))
+        await asyncio.sleep(0.5)

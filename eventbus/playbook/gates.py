@@ -396,3 +396,42 @@ async def link_quiet(ctx: Context, args: dict[str, Any]) -> GateResult:
     if moved:
         return failed(name, f"calls made in the window: {moved}", "something still takes the old path")
     return passed(name, f"{len(after)} live processes made 0 calls to {link} in {window:g} s")
+
+
+@gate("instances_see_revision")
+async def instances_see_revision(ctx: Context, args: dict[str, Any]) -> GateResult:
+    """Every live process of `service` runs on a schema that has `revision` ("deploy with the DB changes":
+    this build serves every stage, so a deploy is every process having re-read its schema)."""
+    from eventbus.playbook.migrations import ancestors
+    database, revision = args["service"], args["revision"]
+
+    def holds(report: dict[str, Any]) -> str | None:
+        heads = list(report.get("schema_revisions", []))
+        return None if revision in ancestors(database, heads) else f"sees {heads}"
+
+    return await every_instance(ctx, f"every live {database} process sees revision {revision}", database,
+                                args.get("role"), f"see {revision}", holds,
+                                "a process re-reads its schema within seconds; one that does not is stale")
+
+
+@gate("link_healthy")
+async def link_healthy(ctx: Context, args: dict[str, Any]) -> GateResult:
+    """The new synchronous path works: live `service` processes called `link` successfully and no breaker of
+    theirs on it is open ("when the new logic works", measured)."""
+    service, link = args["service"], args["link"]
+    name = f"{service} -> {link} works"
+    try:
+        found = [i for i in await instances(ctx, service, args.get("role")) if not i.stopped
+                 and i.age <= ctx.settings.live_within]
+    except (OSError, asyncpg.PostgresError) as exc:
+        return unknown(name, f"cannot read instances ({exc!r})", "is the database up?")
+    stats = {i.instance_id: i.report.get("links", {}).get(link, {}) for i in found}
+    ok = sum(int(s.get("ok", 0)) for s in stats.values())
+    open_ = [i for i, s in stats.items() if s.get("breaker", "closed") != "closed"]
+    evidence = f"{ok} successful calls from {len(found)} live processes; breakers: " + ", ".join(
+        f"{i.split('@')[0]}={s.get('breaker', '?')}" for i, s in stats.items())
+    if open_:
+        return failed(name, evidence, f"{link} fails for {', '.join(open_)}: is it up?")
+    if not found or ok == 0:
+        return unknown(name, evidence, f"no successful call yet: drive some traffic through {service}, then run again")
+    return passed(name, evidence)

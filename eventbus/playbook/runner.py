@@ -280,7 +280,8 @@ class Runner:
         self.ctx.outcomes = {n: s.outcome for n, s in states.items()}
         for step in reversed(playbook.steps):
             state = states[step.number]
-            if state.state in ("pending", "undone") or (state.state != "done" and not state.outcome.get("done_actions")):
+            acted = state.state == "done" or state.outcome.get("done_actions")
+            if state.state in ("pending", "undone") or not acted:
                 continue
             if step.irreversible:
                 await store.set_run_state(conn, run.id, "blocked")

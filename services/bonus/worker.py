@@ -32,7 +32,7 @@ def main() -> None:
     def plan(control: Control, links: Mapping[str, Link]) -> WorkerPlan:
         consumers = BonusConsumers(control.flags, control.schema, settings.credit_rule(), links["hiring"])
         return WorkerPlan(sources(control), consumers.handlers(),
-                          capabilities=["task.area_parsing", "results.count", "rating.from_hiring"])
+                          capabilities=["manager.consumer", "task.area_parsing", "results.count", "rating.from_hiring"])
 
     serve(BONUS_GROUP, "bonus", settings, FLAGS, plan, links={"hiring": settings.hiring_url})
 

@@ -30,6 +30,7 @@ from eventbus.topics import TopicMismatch
 from services.stack.settings import StackSettings
 from services.stack.system import Stack
 from services.stack.topology import initialise
+from services.stages import StartRefused
 
 
 def cmd_run(s: StackSettings) -> int:
@@ -72,7 +73,7 @@ def cmd_run(s: StackSettings) -> int:
             if changed:  # the state file has each process's pid, and its exit code once it exited
                 record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
         return 0
-    except (StartupError, BrokerError, EmbeddedPostgresError, TopicMismatch) as exc:
+    except (StartupError, BrokerError, EmbeddedPostgresError, TopicMismatch, StartRefused) as exc:
         print(f"startup failed: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -150,7 +151,7 @@ def cmd_init(s: StackSettings) -> int:
         print("init needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (it does not start the embedded stack)",
               file=sys.stderr)
         return 2
-    created = initialise(s.database_url, s.kafka_bootstrap_servers, s.topic_replication_factor)
+    created = initialise(s.database_url, s.kafka_bootstrap_servers, s.topic_replication_factor, s.stack_start)
     print(f"databases migrated: {', '.join(ALL_DATABASES)}; topics created: {', '.join(created) or 'none'}")
     return 0
 

@@ -7,6 +7,7 @@ The processes' ports are not here: each comes from the settings class of the pro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -36,6 +37,8 @@ class StackSettings(BaseSettings):
     #: per-process port overrides by process name (tests run whole stacks on free ports); operators set
     #: each process's own variable instead (MANAGEMENT_PORT, HIRING_RELAY_PORT, ...)
     ports: dict[str, int] = Field(default_factory=dict)
+    #: STACK_START: where a fresh data folder starts, seed 004's "before" state or its "final" one
+    stack_start: Literal["before", "final"] = "before"
     ready_timeout: float = 120.0
     #: 1 on the embedded broker; 3 on the compose cluster (min.insync.replicas=2)
     topic_replication_factor: int = 1

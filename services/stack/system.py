@@ -12,6 +12,7 @@ from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.stack.state import ProcessState, ServerState
 from eventbus.stack.supervisor import StartupError, Supervisor
 from eventbus.stack.target import address
+from services import stages
 from services.stack.settings import StackSettings
 from services.stack.topology import initialise, planned, port_clashes, process_specs
 from services.stack.topology import registry_url as planned_registry_url
@@ -56,7 +57,7 @@ class Stack:
             self.broker = TansuBroker(s.embedded_kafka_port, self.log_dir / "tansu.log")
             self.bootstrap_servers = self.broker.start()
             say(f"Kafka: embedded Tansu, {self.bootstrap_servers} (memory storage)")
-        created = initialise(self.database_url, self.bootstrap_servers, s.topic_replication_factor)
+        created = initialise(self.database_url, self.bootstrap_servers, s.topic_replication_factor, s.stack_start)
         say(f"databases migrated: {', '.join(ALL_DATABASES)}; topics declared ({len(created)} new)")
         self.registry_url = planned_registry_url(s)
         self.supervisor = Supervisor(self.log_dir, {
@@ -68,6 +69,7 @@ class Stack:
                if p.name in ("management", "hiring", "bonus")},
             "HOST": s.host,
             "PYTHONUNBUFFERED": "1",
+            "REGISTRY_SEED_VERSIONS": stages.registry_seed(s.stack_start),
         })
         specs = process_specs(s)
         self.supervisor.start(specs[0])

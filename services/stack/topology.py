@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from eventbus.consumer.dlq import dlq_topic, parking_topic
 from eventbus.consumer.worker import WorkerSettings
-from eventbus.migrate import ALL_DATABASES, upgrade
 from eventbus.outbox.main import RelaySettings
 from eventbus.stack.supervisor import ProcessSpec, python_module
 from eventbus.topics import TopicSpec, ensure_topics
 from registry.settings import RegistrySettings
+from services import stages
 from services.bonus.settings import BonusSettings
 from services.hiring.settings import HiringSettings
 from services.management.settings import ManagementSettings
@@ -92,8 +92,12 @@ def all_topics(replication_factor: int = 1) -> list[TopicSpec]:
     return events + dlqs
 
 
-def initialise(database_url: str, bootstrap_servers: str, replication_factor: int) -> list[str]:
-    """Create and migrate the databases and declare the topics; return the topics created."""
-    for database in ALL_DATABASES:
-        upgrade(database, database_url)
-    return asyncio.run(ensure_topics(bootstrap_servers, all_topics(replication_factor)))
+def initialise(database_url: str, bootstrap_servers: str, replication_factor: int,
+               start: stages.Start = "before") -> list[str]:
+    """Create and migrate the databases (a fresh folder to seed 004's "before" state, or its final state;
+    a used one keeps its state) and declare the topics, but those a playbook deleted for good; return the
+    topics created."""
+    stages.migrate(database_url, start)
+    retired = asyncio.run(stages.retired_topics(database_url))
+    wanted = [t for t in all_topics(replication_factor) if not any(r in t.name for r in retired)]
+    return asyncio.run(ensure_topics(bootstrap_servers, wanted))

@@ -52,13 +52,18 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def make_database(pg_server: EmbeddedPostgres) -> Callable[[str], str]:
-    """`make_database("bonus")` -> URL of a new database at the bonus tree's head."""
+def make_database(pg_server: EmbeddedPostgres) -> Callable[..., str]:
+    """`make_database("bonus")` -> URL of a new database at every head of the bonus tree (the final state);
+    `make_database("bonus", "comm070_2_managers", ...)` -> at those revisions (and their ancestors) only."""
 
-    def make(tree: str) -> str:
+    def make(tree: str, *targets: str) -> str:
+        database = f"t_{tree}_{next(_counter)}"
+        url = ""
         # Alembic's env runs its own event loop: keep it off the test's loop
         with ThreadPoolExecutor(1) as pool:
-            return pool.submit(upgrade, tree, pg_server.url, database=f"t_{tree}_{next(_counter)}").result()
+            for target in targets or ("heads",):
+                url = pool.submit(upgrade, tree, pg_server.url, target, database=database).result()
+        return url
 
     return make
 

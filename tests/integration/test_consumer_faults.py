@@ -22,10 +22,9 @@ from eventbus.migrate import upgrade
 from eventbus.schemas.client import SchemaClient
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.topics import TopicSpec
-from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from tests.integration.conftest import make_topics, read_topic
-from tests.integration.consumer_helpers import completed, manager, record
+from tests.integration.consumer_helpers import BONUS_EVENTS_STAGE, bonus_handlers, completed, manager, record
 from tests.waiting import eventually, free_port
 
 pytestmark = pytest.mark.integration
@@ -89,9 +88,9 @@ def _failing_on_marked(real: Handler, error: Exception) -> Callable[..., object]
 async def test_each_poison_kind_is_dead_lettered_and_later_records_on_the_partition_apply(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient, unique: Callable[[str], str],
         kind: str, error_class: str, attempts: str) -> None:
-    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "results")
+    url, group, topic = await _consumer_setup(make_database("bonus", *BONUS_EVENTS_STAGE), bootstrap, unique, "results")
     creator, poison_task = uuid.uuid4(), uuid.uuid4()
-    hs = handlers(RULE, manager_created_versions=frozenset({0, 1}))
+    hs = await bonus_handlers(url, RULE, manager_created_versions=[0, 1])
     poison: RawMessage
     if kind == "tombstone":
         poison = record(topic, None, partition=2)
@@ -102,7 +101,7 @@ async def test_each_poison_kind_is_dead_lettered_and_later_records_on_the_partit
         error = KeyError("rating") if kind == "known-bug" else Flaky("something nobody classified")
         hs = _with(hs, "TaskCompleted", _failing_on_marked(credit, error))
         poison = completed(poison_task, creator, topic=topic, partition=2, candidate_id=uuid.UUID(int=7))  # marked
-    good = [completed(uuid.uuid4(), creator, topic=topic, partition=2) for _ in range(3)]
+    good = [completed(uuid.uuid4(), creator, topic=topic, partition=2, name="TaskFailed") for _ in range(3)]
     processor = _processor(url, group, bootstrap, schemas, hs)
     try:
         await processor.process([good[0], poison, *good[1:]])  # one batch, the poison in the middle
@@ -136,14 +135,15 @@ def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 async def test_database_outage_blocks_the_consumer_then_it_resumes_with_nothing_dead_lettered(
         private_pg: EmbeddedPostgres, bootstrap: str, schemas: SchemaClient, unique: Callable[[str], str]) -> None:
     with ThreadPoolExecutor(1) as pool:
-        migrated = pool.submit(upgrade, "bonus", private_pg.url, database="bonus").result()
+        for target in BONUS_EVENTS_STAGE:
+            migrated = pool.submit(upgrade, "bonus", private_pg.url, target, database="bonus").result()
     url, group, topic = await _consumer_setup(migrated, bootstrap, unique, "results")
     creator = uuid.uuid4()
-    processor = _processor(url, group, bootstrap, schemas, handlers(RULE))
+    processor = _processor(url, group, bootstrap, schemas, await bonus_handlers(url, RULE))
     try:
-        await processor.process([completed(uuid.uuid4(), creator, topic=topic)])  # the pool is warm
+        await processor.process([completed(uuid.uuid4(), creator, topic=topic, name="TaskFailed")])  # pool warm
         await asyncio.to_thread(private_pg.kill)  # the database dies
-        batch = [completed(uuid.uuid4(), creator, topic=topic) for _ in range(5)]
+        batch = [completed(uuid.uuid4(), creator, topic=topic, name="TaskFailed") for _ in range(5)]
         work = asyncio.create_task(processor.process(batch))
 
         async def blocked_with_breaker_open() -> bool:
@@ -166,10 +166,12 @@ async def test_database_outage_blocks_the_consumer_then_it_resumes_with_nothing_
 async def test_replay_after_the_fix_applies_once_and_replaying_again_is_still_once(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient,
         unique: Callable[[str], str]) -> None:
-    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "managers")
+    url, group, topic = await _consumer_setup(make_database("bonus", *BONUS_EVENTS_STAGE), bootstrap, unique,
+                                              "managers")
     v2_manager, v1_manager = uuid.uuid4(), uuid.uuid4()
     v2 = manager(v2_manager, version=2, topic=topic, partition=1)
-    before_fix = _processor(url, group, bootstrap, schemas, handlers(RULE, manager_created_versions=frozenset({0, 1})))
+    before_fix = _processor(url, group, bootstrap, schemas,
+                            await bonus_handlers(url, RULE, manager_created_versions=[0, 1]))
     try:
         await before_fix.process([v2, manager(v1_manager, version=1, topic=topic)])
     finally:
@@ -196,7 +198,7 @@ async def test_replay_after_the_fix_applies_once_and_replaying_again_is_still_on
     assert not any(k.startswith("dlq.") and k not in ("dlq.replay.count", "dlq.replay.id") for r in replayed
                    for k, _ in r.headers)
 
-    fixed = _processor(url, group, bootstrap, schemas, handlers(RULE))  # the fix: v2 is accepted
+    fixed = _processor(url, group, bootstrap, schemas, await bonus_handlers(url, RULE))  # the fix: v2 is accepted
     try:
         await fixed.process([_raw(r) for r in replayed])
     finally:
@@ -219,8 +221,9 @@ async def test_replay_after_the_fix_applies_once_and_replaying_again_is_still_on
 async def test_a_record_that_keeps_failing_is_parked_after_max_replays(
         make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient,
         unique: Callable[[str], str]) -> None:
-    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "managers")
-    never_fixed = handlers(RULE, manager_created_versions=frozenset({0}))
+    url, group, topic = await _consumer_setup(make_database("bonus", *BONUS_EVENTS_STAGE), bootstrap, unique,
+                                              "managers")
+    never_fixed = await bonus_handlers(url, RULE, manager_created_versions=[0])
     processor = _processor(url, group, bootstrap, schemas, never_fixed)
     poison = manager(uuid.uuid4(), version=1, topic=topic)
     try:
@@ -243,8 +246,8 @@ async def test_a_record_that_keeps_failing_is_parked_after_max_replays(
 
 async def test_filters_and_the_target_allowlist(make_database: Callable[[str], str], bootstrap: str,
                                                schemas: SchemaClient, unique: Callable[[str], str]) -> None:
-    url, group, topic = await _consumer_setup(make_database("bonus"), bootstrap, unique, "results")
-    processor = _processor(url, group, bootstrap, schemas, handlers(RULE))
+    url, group, topic = await _consumer_setup(make_database("bonus", *BONUS_EVENTS_STAGE), bootstrap, unique, "results")
+    processor = _processor(url, group, bootstrap, schemas, await bonus_handlers(url, RULE))
     try:
         await processor.process([record(topic, b"not json", key=b"k1"), record(topic, None, key=b"k2")])
     finally:

@@ -15,10 +15,17 @@ from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
 from eventbus.db import plain_url
 from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
-from services.bonus.consumers import handlers
 from services.bonus.domain import CreditRule
 from tests.integration.conftest import make_topics, read_topic
-from tests.integration.consumer_helpers import completed, event_record, manager, record
+from tests.integration.consumer_helpers import (
+    BONUS_EVENTS_STAGE,
+    bonus_handlers,
+    completed,
+    event_record,
+    manager,
+    rating,
+    record,
+)
 
 pytestmark = pytest.mark.integration
 RESULTS = "hiring.task-results"
@@ -27,11 +34,11 @@ RESULTS = "hiring.task-results"
 @pytest.fixture
 async def setup(make_database: Callable[[str], str], bootstrap: str, schemas: SchemaClient,
                 unique: Callable[[str], str]) -> AsyncIterator[tuple[BatchProcessor, str, str]]:
-    url = make_database("bonus")
+    url = make_database("bonus", *BONUS_EVENTS_STAGE)
     group = unique("bonus")
     await make_topics(bootstrap, TopicSpec(dlq_topic(group, RESULTS), 4))
     processor = BatchProcessor(group=group, dsn=plain_url(url), schemas=schemas,
-                               handlers=handlers(CreditRule(completed=10, failed=2)),
+                               handlers=await bonus_handlers(url, CreditRule(completed=10, failed=2)),
                                dlq=DeadLetterWriter(bootstrap, group),
                                config=ProcessorConfig(backoff_base=0.01, backoff_cap=0.05))
     yield processor, url, group
@@ -53,7 +60,7 @@ async def test_credit_once_per_task_outcome_whatever_the_duplicates(setup: tuple
     redelivered = first  # the same record again (at-least-once)
     second_event_same_fact = completed(task, creator)  # a distinct event id for the same fact
     failed_other = completed(uuid.uuid4(), creator, name="TaskFailed")
-    await processor.process([manager(creator), first, redelivered])
+    await processor.process([manager(creator), rating(task), first, redelivered])
     await processor.process([second_event_same_fact, redelivered, failed_other])
     ledger = await _rows(url, "SELECT task_id, outcome, amount FROM ledger ORDER BY id")
     assert [(r["outcome"], r["amount"]) for r in ledger] == [("completed", 10), ("failed", 2)]
@@ -85,8 +92,9 @@ async def test_poison_goes_to_the_dlq_and_later_good_records_are_applied(
         setup: tuple[BatchProcessor, str, str], bootstrap: str, poison: object, error_class: str) -> None:
     processor, url, group = setup
     creator = uuid.uuid4()
-    good_after = completed(uuid.uuid4(), creator)
-    await processor.process([poison, good_after])  # type: ignore[list-item]
+    task = uuid.uuid4()
+    good_after = completed(task, creator)
+    await processor.process([rating(task), poison, good_after])  # type: ignore[list-item]
     assert len(await _rows(url, "SELECT * FROM ledger")) == 1
     [dead] = await read_topic(bootstrap, dlq_topic(group, RESULTS), 1)
     headers = dict(dead.headers)
@@ -111,7 +119,9 @@ async def test_both_outcomes_interleaved_are_credited_by_one_statement_per_batch
         processor.handlers[name] = dataclasses.replace(processor.handlers[name], apply=counting)
     creator = uuid.uuid4()
     names = ["TaskCompleted", "TaskFailed", "TaskCompleted", "TaskCompleted", "TaskFailed"]
-    await processor.process([completed(uuid.uuid4(), creator, name=name) for name in names])
+    tasks = [uuid.uuid4() for _ in names]
+    await processor.process([rating(t) for t in tasks])
+    await processor.process([completed(t, creator, name=name) for t, name in zip(tasks, names, strict=True)])
     assert runs == [names]  # in order, in one run, not one statement per change of event name
     ledger = await _rows(url, "SELECT outcome FROM ledger ORDER BY id")
     assert [r["outcome"] for r in ledger] == ["completed", "failed", "completed", "completed", "failed"]

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from eventbus.errors import InvalidInput
 from services.bonus.domain import CreditRule
 from services.contracts import manager_created, split_area_title, task_created
 from services.management import domain
@@ -21,7 +22,7 @@ def test_split_area_title(title: str, expected: tuple[str | None, str]) -> None:
 
 
 def _manager() -> domain.Manager:
-    return domain.Manager(uuid.uuid4(), "Ada", "Lovelace", "acc-1", "ada.l")
+    return domain.Manager(uuid.uuid4(), "acc-1", "Ada", "Lovelace", "ada.l")
 
 
 def test_manager_created_payload_per_version() -> None:
@@ -56,8 +57,27 @@ def test_readers_upcast_every_version_to_one_shape() -> None:
     assert (m2.first_name, m2.username) == (None, "ab")
 
 
-def test_credit_rule() -> None:
-    rule = CreditRule(completed=10, failed=2)
-    assert rule.amount("completed") == 10 and rule.amount("failed") == 2
+def test_credit_rule_pays_completions_by_their_rating() -> None:
+    rule = CreditRule(completed=10, failed=2, rating_step=2)
+    assert [rule.amount("completed", r) for r in (1, 2, 3, 4, 5)] == [6, 8, 10, 12, 14]
+    assert rule.amount("failed") == rule.amount("failed", 5) == 2
+    assert CreditRule(completed=2, rating_step=5).amount("completed", 1) == 0  # never negative
+    with pytest.raises(ValueError, match="credited by its rating"):
+        rule.amount("completed")  # a completion without its rating is never credited a guessed amount
     with pytest.raises(ValueError, match="no credit rule"):
         rule.amount("abandoned")
+
+
+def test_a_stored_task_reads_the_same_combined_or_split() -> None:
+    task_id, creator = uuid.uuid4(), uuid.uuid4()
+    combined = domain.Task.stored(task_id, creator, "[Math] Limits", None)
+    split = domain.Task.stored(task_id, creator, "Limits", "Math")
+    assert combined == split and split.old_title == "[Math] Limits"
+    assert domain.Task.stored(task_id, creator, "No area", None).old_title == "No area"
+
+
+@pytest.mark.parametrize("bad", ["ab", "x" * 65, "Upper", "with space", "semi;colon", "nul\x00"])
+def test_one_username_rule_for_every_version(bad: str) -> None:
+    with pytest.raises(InvalidInput, match="username"):
+        domain.check_username(bad)
+    assert domain.check_username("ada.lovelace_1-x") == "ada.lovelace_1-x"

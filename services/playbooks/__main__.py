@@ -1,0 +1,3 @@
+from services.playbooks.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""From seed 004's "before" state to its final state, live: the five playbooks run through `python -m
+services.playbooks` (what `make playbook-run` calls) against a stack started as `make run-bg` starts it, while
+a load generator drives the APIs; then every acknowledged request is reconciled exactly, and the final state
+is checked as the seed describes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from eventbus.consumer.replay.read import read_records
+from eventbus.db import plain_url, with_database
+from services.flags import FINAL
+from tests.e2e.conftest import Background, background_stack
+from tests.e2e.traffic import Traffic, reconcile
+
+pytestmark = pytest.mark.e2e
+ORDER = ["comm-070", "comm-040", "comm-060", "us-160", "us-170"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    yield from background_stack(tmp_path_factory.mktemp("playbooks"))
+
+
+async def _query(stack: Background, database: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(plain_url(with_database(stack.database_url, database)))
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _columns(stack: Background, database: str, table: str) -> set[str]:
+    rows = await _query(stack, database, "SELECT column_name FROM information_schema.columns WHERE table_name = $1",
+                        table)
+    return {r["column_name"] for r in rows}
+
+
+async def _tables(stack: Background, database: str) -> set[str]:
+    rows = await _query(stack, database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {r["tablename"] for r in rows}
+
+
+async def _topics(stack: Background) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _registered(stack: Background, event: str, version: int) -> bool:
+    async with httpx.AsyncClient() as client:
+        return (await client.get(f"{stack.url('registry')}/catalog/{event}/{version}")).status_code == 200
+
+
+async def test_the_five_playbooks_move_the_live_system_from_before_to_after_under_traffic(
+        stack: Background, tmp_path: Path) -> None:
+    # -- the "before" state -----------------------------------------------------------------------------------
+    assert "username" not in await _columns(stack, "management", "managers")
+    assert "knowledge_area" not in await _columns(stack, "management", "tasks")
+    assert "managers" not in await _tables(stack, "bonus")  # COMM-070: bonus asks management
+    assert {"task_ratings", "pending_credits"} <= await _tables(stack, "bonus")  # COMM-060 on events
+    assert [await _registered(stack, "TaskCreated", v) for v in (0, 1)] == [True, False]
+    assert [await _registered(stack, "ManagerCreated", v) for v in (0, 1, 2)] == [True, False, False]
+    assert not await _registered(stack, "TaskCompleted", 0)  # COMM-040: hiring calls bonus
+    flags = {r["name"]: r["value"] for r in json.loads(stack.run("services.flagctl", "list", "--json").stdout)}
+    assert (flags["hiring.credit_via_http"], flags["bonus.manager_source"], flags["bonus.rating_source"]) == (
+        "true", "management-api", "events")
+    before = stack.run("services.playbooks", "status")
+    assert before.returncode == 5 and before.stdout.count("not started") == 5, before.stdout
+
+    # -- the five playbooks under traffic -------------------------------------------------------------------------
+    traffic = Traffic(stack.urls, workers=3)
+    await traffic.start()
+    durations: dict[str, float] = {}
+    transcripts: dict[str, str] = {}
+    try:
+        await asyncio.sleep(3)  # traffic in the before state first
+        for name in ORDER:
+            started = time.monotonic()
+            result = await asyncio.to_thread(stack.run, "services.playbooks", "run", name, timeout=600)
+            durations[name] = time.monotonic() - started
+            transcripts[name] = result.stdout + result.stderr
+            assert result.returncode == 0, f"{name} did not finish:\n{transcripts[name][-6000:]}"
+            assert result.stdout.rstrip().endswith(f"{name}: done"), transcripts[name][-3000:]
+        await asyncio.sleep(3)  # and in the final state
+    finally:
+        ack = await traffic.stop()
+    (tmp_path / "transcripts.txt").write_text("\n\n".join(f"== {n} ({durations.get(n, 0):.1f} s)\n{t}"
+                                                          for n, t in transcripts.items()))
+    print({n: round(d, 1) for n, d in durations.items()})
+
+    # -- every acknowledged request reflected exactly once ------------------------------------------------------
+    result = await reconcile(stack.urls, ack)
+    print({k: v for k, v in result.items() if k != "statuses"}, result["statuses"])
+    assert result["acknowledged_outcomes"] > 100, result
+    for problem in ("lost", "doubled", "wrong_amount", "unexpected", "balances_off", "unknown_tasks", "server_errors"):
+        assert result[problem] == [], f"{problem}: {result[problem][:5]}"
+    assert not any(k.endswith(" 500") for k in result["statuses"]), result["statuses"]
+
+    # -- the final state, as the seed says ------------------------------------------------------------------------
+    status = stack.run("services.playbooks", "status", "--json")
+    assert status.returncode == 0 and all(r["state"] == "done" for r in json.loads(status.stdout))
+    assert {"first_name", "last_name"}.isdisjoint(await _columns(stack, "management", "managers"))
+    assert {"first_name", "last_name"}.isdisjoint(await _columns(stack, "bonus", "managers"))
+    assert "username" in await _columns(stack, "bonus", "managers")
+    assert {"task_ratings", "pending_credits", "task_results_seen"}.isdisjoint(await _tables(stack, "bonus"))
+    flags = {r["name"]: r["value"] for r in json.loads(stack.run("services.flagctl", "list", "--json").stdout)}
+    from services.flags import BY_NAME
+    assert {n: flags[n] for n in FINAL} == {n: BY_NAME[n].render(v) for n, v in FINAL.items()}
+    assert not await _registered(stack, "TaskCreated", 0) and await _registered(stack, "TaskCreated", 1)
+    assert not await _registered(stack, "TaskRating", 0)
+    topics = await _topics(stack)
+    assert "hiring.task-ratings" not in topics and "dlq.bonus.hiring.task-ratings" not in topics
+    dlqs = [t for t in topics if t.startswith(("dlq.", "parking."))]
+    assert await read_records(stack.bootstrap, dlqs) == []  # zero dead letters
+    workers = await _query(stack, "bonus", "SELECT report FROM instances WHERE role = 'worker' AND stopped_at IS "
+                                          "NULL AND last_seen > clock_timestamp() - interval '3 seconds'")
+    reports = [orjson.loads(w["report"]) for w in workers]
+    assert reports and all(r["accepts"]["ManagerCreated"] == [2] and r["accepts"]["TaskCreated"] == [1]
+                           and r["accepts"]["TaskRating"] == [] and "hiring.task-ratings" not in r["consumes"]
+                           for r in reports), reports
+    await _cut_overs_are_exact(stack)
+
+
+async def _cut_overs_are_exact(stack: Background) -> None:
+    """Each producer switch recorded the outbox id where the new version starts: below it only the old version
+    (while it was produced), above it only the new one."""
+    changes = await _query(stack, "management", "SELECT name, old_value, new_value, outbox_boundary FROM "
+                                                "flag_changes WHERE name = ANY($1) ORDER BY id",
+                           ["management.manager_created_version", "management.task_created_version"])
+    event = {"management.manager_created_version": "ManagerCreated", "management.task_created_version": "TaskCreated"}
+    checked = 0
+    for change in changes:
+        old, new = orjson.loads(change["old_value"]), orjson.loads(change["new_value"])
+        boundary = change["outbox_boundary"]
+        rows = await _query(stack, "management", "SELECT id, event_version FROM outbox WHERE event_name = $1 "
+                                                 "ORDER BY id", event[change["name"]])
+        later = [r for r in rows if r["id"] > boundary]
+        next_change = [c for c in changes if c["name"] == change["name"] and c["outbox_boundary"] > boundary]
+        if next_change:
+            later = [r for r in later if r["id"] <= next_change[0]["outbox_boundary"]]
+        assert all(r["event_version"] == new for r in later if r["event_version"] != old or new is not None), (
+            change["name"], old, new, [dict(r) for r in later if r["event_version"] != new][:5])
+        checked += len(later)
+    assert checked > 0

@@ -136,23 +136,20 @@ async def test_the_five_playbooks_move_the_live_system_from_before_to_after_unde
 
 
 async def _cut_overs_are_exact(stack: Background) -> None:
-    """Each producer switch recorded the outbox id where the new version starts: below it only the old version
-    (while it was produced), above it only the new one."""
-    changes = await _query(stack, "management", "SELECT name, old_value, new_value, outbox_boundary FROM "
-                                                "flag_changes WHERE name = ANY($1) ORDER BY id",
-                           ["management.manager_created_version", "management.task_created_version"])
+    """Each producer switch recorded the outbox id where the new version starts: between two switches every
+    row of the event is of the version switched to, before the first one every row is of the first value."""
     event = {"management.manager_created_version": "ManagerCreated", "management.task_created_version": "TaskCreated"}
     checked = 0
-    for change in changes:
-        old, new = orjson.loads(change["old_value"]), orjson.loads(change["new_value"])
-        boundary = change["outbox_boundary"]
-        rows = await _query(stack, "management", "SELECT id, event_version FROM outbox WHERE event_name = $1 "
-                                                 "ORDER BY id", event[change["name"]])
-        later = [r for r in rows if r["id"] > boundary]
-        next_change = [c for c in changes if c["name"] == change["name"] and c["outbox_boundary"] > boundary]
-        if next_change:
-            later = [r for r in later if r["id"] <= next_change[0]["outbox_boundary"]]
-        assert all(r["event_version"] == new for r in later if r["event_version"] != old or new is not None), (
-            change["name"], old, new, [dict(r) for r in later if r["event_version"] != new][:5])
-        checked += len(later)
+    for flag, name in event.items():
+        changes = await _query(stack, "management", "SELECT old_value, new_value, outbox_boundary FROM flag_changes "
+                                                    "WHERE name = $1 ORDER BY id", flag)
+        rows = await _query(stack, "management", "SELECT id, event_version FROM outbox WHERE event_name = $1", name)
+        assert changes, flag
+        bounds = [c["outbox_boundary"] for c in changes] + [float("inf")]
+        epochs = [(float("-inf"), bounds[0], orjson.loads(changes[0]["old_value"]))]
+        epochs += [(bounds[i], bounds[i + 1], orjson.loads(c["new_value"])) for i, c in enumerate(changes)]
+        for low, high, version in epochs:
+            inside = [r["event_version"] for r in rows if low < r["id"] <= high]
+            assert all(v == version for v in inside), (flag, low, high, version, sorted(set(inside)))
+            checked += len(inside)
     assert checked > 0

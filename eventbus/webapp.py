@@ -147,7 +147,10 @@ def service_app(
     health: bool = True,
     description: str = "",
     customize: Callable[[FastAPI], None] | None = None,
+    body_guard: bool = True,
 ) -> FastAPI:
+    """`body_guard=False`: the service limits request bodies itself (the registry, in its own error format
+    and without a second pass over every body on its hot path)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = open_resources()
@@ -166,6 +169,7 @@ def service_app(
         app.include_router(router)
     if customize is not None:
         customize(app)
-    app.add_middleware(BodyGuard)
+    if body_guard:
+        app.add_middleware(BodyGuard)
     app.add_middleware(InstanceHeader, instance=instance_name(title))
     return app

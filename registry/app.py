@@ -27,4 +27,4 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
 
     return service_app("registry", open_resources=lambda: RegistryResources.open(settings), routers=ROUTERS,
                        description="Confluent Schema Registry's API for JSON schemas, plus /catalog and /validate",
-                       customize=customize)
+                       customize=customize, body_guard=False)  # HotReads limits bodies, in our format

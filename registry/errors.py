@@ -28,6 +28,7 @@ UNKNOWN_EVENT = 40410
 UNKNOWN_EVENT_VERSION = 40411
 UNAUTHORIZED = 40101
 FORBIDDEN = 40301
+REQUEST_TOO_LARGE = 41301  # the request body is larger than the registry reads
 STORE_UNAVAILABLE = 50301  # the database does not answer; nothing was written
 
 

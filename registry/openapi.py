@@ -114,6 +114,7 @@ _ERRORS: dict[int, tuple[str, type[BaseModel]]] = {
     403: ("not this registry's token (40301)", ErrorOut),
     404: ("what the path names does not exist (the code says what)", ErrorOut),
     409: ("incompatible with the subject's history", IncompatibleOut),
+    413: ("the request body is larger than 1,000,000 bytes (41301)", ErrorOut),
     422: ("a parameter or the body is invalid (the message names it)", ErrorOut),
     503: ("the database does not answer; nothing was written; see Retry-After (50301)", ErrorOut),
 }
@@ -146,7 +147,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "SchemaIn": {
         "type": "object", "required": ["schema"],
         "description": "A JSON Schema 2020-12, as JSON text (Confluent's body); nesting at most 64 levels",
-        "properties": {"schema": {"type": "string"}, "schemaType": {"enum": ["JSON"]},
+        "properties": {"schema": {"type": "string", "format": "json-schema"}, "schemaType": {"enum": ["JSON"]},
                        "references": {"type": ["array", "null"], "maxItems": 0}}},
     "ConfigIn": {
         "type": "object", "description": "What to change; the rest stays",

@@ -26,14 +26,14 @@ async def _compat(request: Request, subject: str, version: int | None, verbose: 
 
 
 @router.post("/compatibility/subjects/{subject}/versions/{version}", response_model=CompatibilityOut,
-             responses=responses(404, 422, 503), openapi_extra=body("SchemaIn"))
+             responses=responses(404, 413, 422, 503), openapi_extra=body("SchemaIn"))
 async def compatibility(subject: str, version: str, request: Request, verbose: bool = False) -> Response:
     """Against one version (`latest`): the subject's mode, without `_TRANSITIVE`."""
     return await _compat(request, parsing.subject(subject), parsing.version(version), verbose)
 
 
 @router.post("/compatibility/subjects/{subject}/versions", response_model=CompatibilityOut,
-             responses=responses(404, 422, 503), openapi_extra=body("SchemaIn"))
+             responses=responses(404, 413, 422, 503), openapi_extra=body("SchemaIn"))
 async def compatibility_all(subject: str, request: Request, verbose: bool = False) -> Response:
     """Against the subject's history, as its mode says (what registering would check)."""
     return await _compat(request, parsing.subject(subject), None, verbose)

@@ -29,7 +29,7 @@ async def get_global_config(request: Request) -> Response:
     return _config(*await service_of(request).config(None))
 
 
-@router.put("/config", dependencies=AUTH, response_model=ConfigSetOut, responses=responses(401, 403, 422, 503),
+@router.put("/config", dependencies=AUTH, response_model=ConfigSetOut, responses=responses(401, 403, 413, 422, 503),
             openapi_extra={**body("ConfigIn"), **WRITE})
 async def put_global_config(request: Request) -> Response:
     return await _put(request, None)
@@ -42,7 +42,7 @@ async def get_subject_config(subject: str, request: Request, defaultToGlobal: bo
 
 
 @router.put("/config/{subject}", dependencies=AUTH, response_model=ConfigSetOut,
-            responses=responses(401, 403, 422, 503), openapi_extra={**body("ConfigIn"), **WRITE})
+            responses=responses(401, 403, 413, 422, 503), openapi_extra={**body("ConfigIn"), **WRITE})
 async def put_subject_config(subject: str, request: Request) -> Response:
     return await _put(request, parsing.subject(subject))
 

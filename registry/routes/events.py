@@ -21,8 +21,8 @@ async def catalog_entry(event_name: str, event_version: str, request: Request) -
     return RegistryJSON({**found.body(), "event_version": found.event_version})
 
 
-@router.post("/validate", response_model=ValidOut, responses=responses(404, 422, 503, **{"422": EnvelopeRefusedOut}),
-             openapi_extra=body("Envelope"))
+@router.post("/validate", response_model=ValidOut, openapi_extra=body("Envelope"),
+             responses=responses(404, 413, 422, 503, **{"422": EnvelopeRefusedOut}))
 async def validate(request: Request) -> Response:
     """An envelope in; 200 {"valid": true, "schema_id"}, or 422: 42210 when it is not an envelope, 42212 with
     every error and its JSON pointer when it breaks its schema; 404 (40410, 40411) when its event or version is

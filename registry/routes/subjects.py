@@ -44,7 +44,8 @@ async def get_version_schema(subject: str, version: str, request: Request) -> Re
 
 
 @router.post("/subjects/{subject}/versions", dependencies=AUTH, response_model=RegisteredOut,
-             responses=responses(401, 403, 409, 422, 503), openapi_extra={**body("SchemaIn"), **WRITE})
+             responses=responses(401, 403, 409, 413, 422, 503),
+             openapi_extra={**body("SchemaIn"), **WRITE})
 async def register(subject: str, request: Request) -> Response:
     """Register a schema; identical content returns the existing id; incompatible is 409 with reasons."""
     name = parsing.subject(subject)
@@ -52,7 +53,8 @@ async def register(subject: str, request: Request) -> Response:
     return RegistryJSON({"id": result.schema_id, "version": result.version})
 
 
-@router.post("/subjects/{subject}", response_model=SubjectVersionOut, responses=responses(404, 422, 503),
+@router.post("/subjects/{subject}", response_model=SubjectVersionOut,
+             responses=responses(404, 413, 422, 503),
              openapi_extra=body("SchemaIn"))
 async def lookup(subject: str, request: Request, deleted: bool = False) -> Response:
     """Is this schema registered under the subject? Its version and id if so."""

@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
-from starlette.types import Send
+from starlette.routing import Match
+from starlette.types import Scope, Send
 
 from eventbus.failures import DB_UNAVAILABLE, database_unavailable
 from registry import errors
@@ -90,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return refusal(RegistryError(exc.status_code, f"HTTP {exc.status_code} {exc.detail}"), headers)
 
     app.add_exception_handler(RegistryError, registry_error)
@@ -101,10 +101,12 @@ def install_error_handlers(app: FastAPI) -> None:
             app.add_exception_handler(exc_class, registry_error)
 
 
-def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method some route of `path` takes (Starlette's 405 names only the first route that matched)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return sorted(methods)
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of the request's path takes (Starlette's 405 names only the first route that
+    matched the path)."""
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"):
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed

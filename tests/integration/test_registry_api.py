@@ -229,3 +229,17 @@ async def test_validate_an_envelope(client: httpx.AsyncClient) -> None:
     assert (unknown_version.status_code, unknown_version.json()["error_code"]) == (404, 40411)
     assert (unknown_event.status_code, unknown_event.json()["error_code"]) == (404, 40410)
     assert (not_envelope.status_code, not_envelope.json()["error_code"]) == (422, 42210)
+
+
+async def test_a_database_that_is_down_is_503_in_the_registry_format(client: httpx.AsyncClient) -> None:
+    app = client._transport.app  # type: ignore[attr-defined]
+    await app.state.resources.pool.close()
+    envelope = {"meta": {"event_name": "TaskRating", "event_version": 0}, "payload": {}}
+    for method, path, payload in (("GET", "/subjects", None), ("GET", "/schemas/ids/999", None),
+                                  ("POST", "/validate", envelope),
+                                  ("POST", "/subjects/x/versions", body({"type": "string"}))):
+        r = await client.request(method, path, json=payload, headers=AUTH)
+        assert (r.status_code, r.json()["error_code"], r.headers["retry-after"]) == (503, 50301, "2"), path
+        assert r.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
+    health = await client.get("/health")
+    assert health.status_code == 503 and health.json()["checks"]["database"].startswith("error")

@@ -119,14 +119,14 @@ playbook-list: $(STAMP) ## the staged migrations of seed 004 and where each stan
 playbook-plan: $(STAMP) ## NAME=us-170: its steps, what each checks and does; nothing changes
 	$(PY) -m services.playbooks plan $(NAME)
 
-playbook-run: $(STAMP) ## NAME=us-170 [STEP=n | TO=n]: run steps until done or a gate blocks
-	$(PY) -m services.playbooks run $(NAME) $(if $(STEP),--step $(STEP)) $(if $(TO),--to $(TO))
+playbook-run: $(STAMP) ## NAME=us-170 [STEP=n | TO=n] [WAIT=s]: run steps until done or a gate blocks
+	$(PY) -m services.playbooks run $(NAME) $(if $(STEP),--step $(STEP)) $(if $(TO),--to $(TO)) $(if $(WAIT),--wait $(WAIT))
 
 playbook-status: $(STAMP) ## every playbook, its step, and for a blocked one the failing gate (JSON=1; exit 0/3/4/5)
 	$(PY) -m services.playbooks status $(NAME) $(if $(JSON),--json)
 
-playbook-rollback: $(STAMP) ## NAME=...: undo done steps in reverse, refused at an irreversible one
-	$(PY) -m services.playbooks rollback $(NAME)
+playbook-rollback: $(STAMP) ## NAME=... [TO=n]: undo done steps (after n) in reverse, refused at an irreversible one
+	$(PY) -m services.playbooks rollback $(NAME) $(if $(TO),--to $(TO))
 
 clean: ## remove the embedded stack's data (databases, logs)
 	rm -rf .data

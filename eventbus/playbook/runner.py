@@ -38,11 +38,13 @@ def runner_name() -> str:
 
 class Runner:
     def __init__(self, ctx: Context, playbooks: Mapping[str, Playbook], *, name: str | None = None,
-                 poll: float = 1.0) -> None:
+                 poll: float = 1.0, wait: float | None = None) -> None:
         self.ctx = ctx
         self.playbooks = playbooks
         self.name = name or runner_name()
         self.poll = poll
+        #: overrides every step's wait (WAIT=0: look once, answer at once)
+        self.wait = wait
 
     def playbook(self, name: str) -> Playbook:
         found = self.playbooks.get(name)
@@ -58,6 +60,7 @@ class Runner:
     async def evaluate(self, calls: tuple[Call, ...], wait: float, what: str) -> list[GateResult]:
         """Every gate's answer; while some do not pass and `wait` allows, poll them, showing progress."""
         started = time.monotonic()
+        wait = wait if self.wait is None else self.wait
         first_left: dict[str, tuple[float, float]] = {}
         shown = 0.0
         while True:
@@ -249,7 +252,7 @@ class Runner:
         return FAILED
 
     # -- rollback --------------------------------------------------------------------------------------
-    async def rollback(self, name: str) -> int:
+    async def rollback(self, name: str, to: int | None = None) -> int:
         playbook = self.playbook(name)
         conn = await self._connect()
         try:
@@ -258,13 +261,13 @@ class Runner:
                 self.ctx.say(f"refused: {name} is being run by {holder or 'another runner'}")
                 return REFUSED
             try:
-                return await self._rollback_locked(conn, playbook)
+                return await self._rollback_locked(conn, playbook, to)
             finally:
                 await store.unlock(conn, name)
         finally:
             await conn.close()
 
-    async def _rollback_locked(self, conn: asyncpg.Connection, playbook: Playbook) -> int:
+    async def _rollback_locked(self, conn: asyncpg.Connection, playbook: Playbook, to: int | None) -> int:
         run = await store.active_run(conn, playbook.name) or await store.last_run(conn, playbook.name)
         if run is None or run.state == "rolled-back":
             self.ctx.say(f"{playbook.name}: nothing to roll back (no run{'' if run is None else ' left'})")
@@ -279,6 +282,8 @@ class Runner:
         states = {s.number: s for s in await store.steps(conn, run.id)}
         self.ctx.outcomes = {n: s.outcome for n, s in states.items()}
         for step in reversed(playbook.steps):
+            if to is not None and step.number <= to:
+                break
             state = states[step.number]
             acted = state.state == "done" or state.outcome.get("done_actions")
             if state.state in ("pending", "undone") or not acted:
@@ -309,9 +314,15 @@ class Runner:
                     await store.set_run_state(conn, run.id, "failed")
                     self.ctx.say(f"  FAILED to undo: {exc}")
                     return FAILED
+            # a later run of the step starts afresh (its cursors and snapshots belonged to the undone run of it)
             await store.save_step(conn, run.id, step.number, state="undone",
-                                  outcome={**state.outcome, "done_actions": [], "acted": False})
+                                  outcome={"undone_run": {k: v for k, v in state.outcome.items() if k != "undone_run"}})
             await store.log(conn, run.id, step.number, self.name, "undone")
+        if to is not None and any(states[s.number].state == "done" for s in playbook.steps if s.number <= to):
+            await store.resume_forward(conn, run.id)
+            self.ctx.say(f"{playbook.name}: rolled back to step {to}; make playbook-run NAME={playbook.name} goes on "
+                         "from there")
+            return DONE
         await store.set_run_state(conn, run.id, "rolled-back")
         self.ctx.say(f"{playbook.name}: rolled back")
         return DONE

@@ -125,6 +125,12 @@ async def reopen_for_rollback(conn: asyncpg.Connection, run_id: int) -> None:
                        "updated_at = clock_timestamp() WHERE id = $1", run_id)
 
 
+async def resume_forward(conn: asyncpg.Connection, run_id: int) -> None:
+    """After a partial rollback: the run goes on forward from its first step not done."""
+    await conn.execute("UPDATE playbook_runs SET state = 'blocked', direction = 'forward', finished_at = NULL, "
+                       "updated_at = clock_timestamp() WHERE id = $1", run_id)
+
+
 async def begin_step(conn: asyncpg.Connection, run_id: int, number: int, runner: str) -> None:
     await conn.execute("UPDATE playbook_steps SET state = 'running', attempts = attempts + 1, runner = $3, "
                        "started_at = coalesce(started_at, clock_timestamp()), error = NULL "

@@ -2,12 +2,13 @@
 
   list                    the playbooks, what each needs first, and where each stands
   plan NAME               the steps, what each checks before and after and what it does; nothing changes
-  run NAME [--step N] [--to N]
+  run NAME [--step N] [--to N] [--wait S]
                           run steps until done or until a gate blocks (--step: that one step, which must be
                           next; --to: stop after step N); a killed run resumes where it was
   status [NAME] [--json]  every playbook's state and current step; for a blocked step the failing gate, its
                           evidence and what to do
-  rollback NAME           undo the done steps in reverse order, refused at the first irreversible one
+  rollback NAME [--to N]  undo the done steps (after step N) in reverse order, refused at the first
+                          irreversible one
 
 Exit codes: 0 done, 2 refused (wrong order, another run, a playbook it needs), 3 blocked by a gate,
 4 failed (an action could not be done), 5 (status) not finished yet.
@@ -48,11 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name")
     run.add_argument("--step", type=int, help="run this one step (it must be the next)")
     run.add_argument("--to", type=int, help="stop after this step")
+    run.add_argument("--wait", type=float, help="seconds to wait for gates that are not true yet, for every step "
+                                                 "(default: each step's own; 0: look once)")
     status = sub.add_parser("status", help="where every playbook stands")
     status.add_argument("name", nargs="?")
     status.add_argument("--json", action="store_true", help="machine-readable")
     rollback = sub.add_parser("rollback", help="undo done steps in reverse order")
     rollback.add_argument("name")
+    rollback.add_argument("--to", type=int, help="undo only the steps after this one (then run goes on from there)")
     return parser
 
 
@@ -147,7 +151,7 @@ async def _main(args: argparse.Namespace) -> int:
             return 0
         print(str(exc), file=sys.stderr)
         return REFUSED
-    runner = Runner(ctx, books)
+    runner = Runner(ctx, books, wait=getattr(args, "wait", None))
     try:
         if args.command in ("list", "status"):
             names = [args.name] if getattr(args, "name", None) else None
@@ -175,7 +179,7 @@ async def _main(args: argparse.Namespace) -> int:
             return 0
         if args.command == "run":
             return await runner.run(args.name, step=args.step, to=args.to)
-        return await runner.rollback(args.name)
+        return await runner.rollback(args.name, args.to)
     except KeyError as exc:
         print(str(exc.args[0]), file=sys.stderr)
         return REFUSED

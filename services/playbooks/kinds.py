@@ -128,7 +128,8 @@ async def bonus_knows_managers(ctx: Context, args: dict[str, Any]) -> GateResult
     if missing:
         shown = ", ".join(str(m) for m in sorted(missing, key=str)[:3])
         return failed(name, f"{len(missing)} of {len(ids)} managers are unknown to bonus (e.g. {shown})",
-                      "step 3 publishes the managers created before the producer started; run it again",
+                      "step 3 publishes the managers created before the producer started: make playbook-rollback "
+                      "NAME=comm-070 TO=2, then make playbook-run NAME=comm-070 publishes them again",
                       left=len(missing))
     return passed(name, f"all {len(ids)} managers management had at {snapshot[11:19]} are in bonus's copy")
 

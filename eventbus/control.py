@@ -27,6 +27,7 @@ from eventbus.failures import DB_UNAVAILABLE
 from eventbus.flags import store as flag_store
 from eventbus.flags.ddl import NOTIFY_CHANNEL as FLAGS_CHANNEL
 from eventbus.flags.live import LiveFlags
+from eventbus.flags.provider import Switches
 from eventbus.flags.spec import FlagSpec
 from eventbus.resilience import Backoff
 
@@ -80,6 +81,8 @@ class Control:
         self.name = name
         self.role = role
         self.flags = LiveFlags(specs)
+        #: what the process's code reads: the flags through OpenFeature
+        self.switches = Switches(self.flags, domain=f"{name}:{id(self)}")
         self.schema = SchemaState()
         self.report = report or dict
         self.interval = interval

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from eventbus.control import Control
 from eventbus.db import create_engine, plain_url
+from eventbus.flags.provider import Switches
 from eventbus.flags.spec import FlagSpec
 from eventbus.health import KafkaProbe, Probe
 from eventbus.links import Link, LinkMetrics
@@ -52,8 +53,9 @@ class ServiceResources:
                                report=self.report, interval=settings.control_interval)
 
     @property
-    def flags(self) -> Any:
-        return self.control.flags
+    def flags(self) -> Switches:
+        """The switches, read through OpenFeature (`value`), or in a transaction (`in_transaction`)."""
+        return self.control.switches
 
     @property
     def schema(self) -> Any:

@@ -16,6 +16,7 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from eventbus.flags.live import LiveFlags
+from eventbus.flags.spec import Kind
 
 
 class PostgresFlagProvider(AbstractProvider):
@@ -61,7 +62,38 @@ class PostgresFlagProvider(AbstractProvider):
         self, flag_key: str, default_value: Sequence[Any] | dict[str, Any],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Any]:
-        return self._resolve(flag_key, default_value, (list, dict, type(None), str, int))
+        """Sets, lists, and choices that are numbers or off: OpenFeature's typed API has no such type, so they
+        resolve as an object `{"value": ...}` (what `Switches` reads)."""
+        details = self._resolve(flag_key, default_value, (list, type(None), str, int))
+        if details.error_code is None:
+            return FlagResolutionDetails({"value": details.value}, reason=details.reason, variant=details.variant)
+        return details
+
+
+class Switches:
+    """How a process reads its switches: through OpenFeature, whose provider here is the PostgreSQL store's
+    snapshot (another provider — flagd, Unleash, Flipt — can stand in for it). Reads in a producer's
+    transaction, where the cut-over must be exact, stay with `in_transaction`."""
+
+    def __init__(self, flags: LiveFlags, domain: str) -> None:
+        self.flags = flags
+        self.client = openfeature_client(flags, domain)
+
+    def value(self, name: str) -> Any:
+        spec = self.flags.spec(name)
+        if spec.kind is Kind.BOOL:
+            return self.client.get_boolean_value(name, bool(spec.default))
+        if spec.kind is Kind.CHOICE and all(isinstance(a, str) for a in spec.allowed):
+            return self.client.get_string_value(name, str(spec.default))
+        resolved: Any = self.client.get_object_value(name, {"value": spec.default})
+        return resolved["value"]
+
+    async def in_transaction(self, conn: Any, names: Sequence[str]) -> dict[str, Any]:
+        return await self.flags.in_transaction(conn, names)
+
+    @property
+    def version(self) -> int:
+        return self.flags.version
 
 
 def openfeature_client(flags: LiveFlags, domain: str) -> OpenFeatureClient:

@@ -15,7 +15,7 @@ from eventbus.consumer.messages import Decoded
 from eventbus.consumer.processor import Handler
 from eventbus.control import SchemaState
 from eventbus.errors import DependencyUnavailable
-from eventbus.flags import LiveFlags
+from eventbus.flags.provider import Switches
 from eventbus.links import Link
 from services.bonus.domain import OUTCOME_OF_EVENT, CreditRule, lock_keys
 from services.contracts import manager_created, task_created
@@ -73,7 +73,7 @@ def _affected(status: str) -> int:
 
 @dataclass
 class BonusConsumers:
-    flags: LiveFlags
+    flags: Switches
     schema: SchemaState
     rule: CreditRule
     hiring: Link

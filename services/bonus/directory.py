@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventbus.control import SchemaState
-from eventbus.flags import LiveFlags
+from eventbus.flags.provider import Switches
 from eventbus.links import Link, LinkUnavailable
 from services.bonus.tables import managers
 
@@ -35,7 +35,7 @@ class ManagerView:
 
 
 class ManagerDirectory:
-    def __init__(self, *, link: Link, engine: AsyncEngine, flags: LiveFlags, schema: SchemaState,
+    def __init__(self, *, link: Link, engine: AsyncEngine, flags: Switches, schema: SchemaState,
                  cache_size: int = 10_000) -> None:
         self.link, self.engine, self.flags, self.schema = link, engine, flags, schema
         self.cache_size = cache_size

@@ -21,7 +21,7 @@ class BonusWorkerSettings(WorkerSettings, BonusSettings):
 def sources(control: Control) -> list:  # type: ignore[type-arg]
     """TaskRating's topic only while the bonus worker consumes it (COMM-060 step 5 stops that, with a restart)."""
     topics = [MANAGERS, TASKS, TASK_RESULTS]
-    if control.flags.value("bonus.task_rating_consumer"):
+    if control.switches.value("bonus.task_rating_consumer"):
         topics.append(TASK_RATINGS)
     return topics
 
@@ -30,7 +30,7 @@ def main() -> None:
     settings = BonusWorkerSettings()
 
     def plan(control: Control, links: Mapping[str, Link]) -> WorkerPlan:
-        consumers = BonusConsumers(control.flags, control.schema, settings.credit_rule(), links["hiring"])
+        consumers = BonusConsumers(control.switches, control.schema, settings.credit_rule(), links["hiring"])
         return WorkerPlan(sources(control), consumers.handlers(),
                           capabilities=["manager.consumer", "task.area_parsing", "results.count", "rating.from_hiring"])
 

@@ -7,7 +7,7 @@ import asyncpg
 
 from eventbus.consumer.messages import Decoded
 from eventbus.consumer.processor import Handler
-from eventbus.flags import LiveFlags
+from eventbus.flags.provider import Switches
 from services.contracts import task_created
 
 _UPSERT_TASKS = """
@@ -24,5 +24,5 @@ async def apply_task_created(conn: asyncpg.Connection, events: list[Decoded]) ->
     return len(events) - int(status.split()[-1])
 
 
-def handlers(flags: LiveFlags) -> list[Handler]:
+def handlers(flags: Switches) -> list[Handler]:
     return [Handler("TaskCreated", lambda: frozenset(flags.value("hiring.task_created_versions")), apply_task_created)]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
-from eventbus.flags import LiveFlags
+from eventbus.flags.provider import Switches
 from eventbus.links import Link
 from eventbus.outbox import OutboxWriter
 from services.contracts import split_area_title
@@ -23,7 +23,7 @@ SWITCHES = ["hiring.credit_via_http", "hiring.task_result_events", "hiring.task_
 
 
 async def finish_task(
-    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, bonus: Link, *, task_id: uuid.UUID,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: Switches, bonus: Link, *, task_id: uuid.UUID,
     candidate_id: uuid.UUID, outcome: Outcome, rating: int | None, default_rating: int,
 ) -> TaskResult:
     if outcome is Outcome.FAILED and rating is not None:

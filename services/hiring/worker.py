@@ -20,7 +20,7 @@ class HiringWorkerSettings(WorkerSettings, HiringSettings):
 
 def main() -> None:
     def plan(control: Control, _links: Mapping[str, Link]) -> WorkerPlan:
-        return WorkerPlan([TASKS], handlers(control.flags))
+        return WorkerPlan([TASKS], handlers(control.switches))
 
     serve(HIRING_GROUP, "hiring", HiringWorkerSettings(), FLAGS, plan)
 

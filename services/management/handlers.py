@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventbus.control import SchemaState
 from eventbus.errors import InvalidInput, NotFoundError
-from eventbus.flags import LiveFlags
+from eventbus.flags.provider import Switches
 from eventbus.outbox import OutboxWriter
 from services.contracts import split_area_title
 from services.management import domain
@@ -27,7 +27,7 @@ def _existing(schema: SchemaState, table: Any, names: list[str]) -> list[Any]:
 
 
 async def create_manager(
-    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, schema: SchemaState, *,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: Switches, schema: SchemaState, *,
     first_name: str | None, last_name: str | None, account_id: str, username: str | None,
 ) -> domain.Manager:
     fields = flags.value("management.manager_fields")
@@ -62,7 +62,7 @@ async def create_manager(
 
 
 async def create_task(
-    engine: AsyncEngine, outbox: OutboxWriter, flags: LiveFlags, schema: SchemaState, *,
+    engine: AsyncEngine, outbox: OutboxWriter, flags: Switches, schema: SchemaState, *,
     creator_id: uuid.UUID, title: str, knowledge_area: str | None,
 ) -> domain.Task:
     if knowledge_area is not None:

@@ -442,7 +442,7 @@ async def bonus_handlers(url: str) -> list[Handler]:
         await control.tick(conn)
     finally:
         await conn.close()
-    return BonusConsumers(control.flags, control.schema, RULE, Link("hiring", "http://127.0.0.1:9")).handlers()
+    return BonusConsumers(control.switches, control.schema, RULE, Link("hiring", "http://127.0.0.1:9")).handlers()
 
 
 async def prepare(run: Run) -> None:

@@ -163,7 +163,7 @@ def main(group: str, topic: str, partitions: int, mode: str) -> None:
         bonus = BonusWorkerSettings()
 
         def plan(control: Any, links: Any) -> WorkerPlan:
-            consumers = BonusConsumers(control.flags, control.schema, bonus.credit_rule(), links["hiring"])
+            consumers = BonusConsumers(control.switches, control.schema, bonus.credit_rule(), links["hiring"])
             return WorkerPlan(sources, consumers.handlers())
 
         serve(group, "bonus", bonus, FLAGS, plan, links={"hiring": bonus.hiring_url})

@@ -77,6 +77,6 @@ async def bonus_handlers(url: str, rule: Any = None, **flags: Any) -> list[Any]:
         await control.tick(conn)
     finally:
         await conn.close()
-    consumers = BonusConsumers(control.flags, control.schema, rule or CreditRule(),
+    consumers = BonusConsumers(control.switches, control.schema, rule or CreditRule(),
                                Link("hiring", "http://127.0.0.1:9", timeout=0.2))
     return consumers.handlers()

@@ -5,6 +5,7 @@ blocks with backoff (consumers: it is a retriable error)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,7 +34,8 @@ class LinkMetrics:
 
 class Link:
     def __init__(self, dependency: str, base_url: str, *, timeout: float = 1.0, failure_threshold: int = 3,
-                 reset_timeout: float = 5.0, metrics: LinkMetrics | None = None) -> None:
+                 reset_timeout: float = 5.0, metrics: LinkMetrics | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.dependency = dependency
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -43,6 +45,7 @@ class Link:
         self.metrics.state.labels(dependency).set(0)
         self.counts = {"ok": 0, "failed": 0, "rejected": 0, "fallback": 0}
         self._http: httpx.AsyncClient | None = None
+        self._transport = transport
 
     async def request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
         """The answer (any status below 500), or LinkUnavailable; the breaker counts every outcome."""
@@ -53,8 +56,10 @@ class Link:
         recorded = False
         try:
             if self._http is None:
-                self._http = httpx.AsyncClient(timeout=self.timeout)
-            response = await self._http.request(method, self.base_url + path, json=json)
+                self._http = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+            # the whole call, whatever stage it hangs in, is bounded by the link's timeout
+            response = await asyncio.wait_for(self._http.request(method, self.base_url + path, json=json),
+                                              self.timeout)
             if response.status_code >= 500 or response.status_code == 429:
                 self.breaker.record_failure()
                 recorded = True
@@ -64,7 +69,7 @@ class Link:
             recorded = True
             self._count("ok")
             return response
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             self.breaker.record_failure()
             recorded = True
             self._count("failed")

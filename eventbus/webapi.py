@@ -8,17 +8,21 @@ to retry (the write was not made).
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
 from eventbus.failures import DB_UNAVAILABLE, database_unavailable
@@ -32,32 +36,74 @@ DATABASE_RETRY_AFTER = 2
 
 
 class ErrorOut(BaseModel):
-    """The body of a 404, 409 or 503 answer."""
+    """The body of a refusal that is not about the request's shape (404, 409, 410, 413, 503)."""
 
-    detail: str
+    detail: str = Field(description="what went wrong, in words")
     model_config = {"extra": "allow"}
 
 
+class NotFoundOut(ErrorOut):
+    """404: the entity the request names does not exist."""
+
+    entity: str = Field(description="what kind of thing was not found (manager, task)")
+    id: str = Field(description="the id that was asked for")
+    loc: list[str] | None = Field(default=None, description='where the id came from when it was a body field, '
+                                  'e.g. ["body", "creator_id"]')
+
+
+class ConflictOut(ErrorOut):
+    """409: the request contradicts the current state; the other fields say which (task_id, status, outcome)."""
+
+
+class UnavailableOut(ErrorOut):
+    """503: a dependency is down or switched off; nothing was written; retry after `Retry-After` seconds."""
+
+    dependency: str = Field(description="database, or the service or path that cannot answer now")
+
+
 class ValidationIssueOut(BaseModel):
-    loc: list[str | int]
+    loc: list[str | int] = Field(description='where: ["body", field, ...], ["path", name], ["query", name], or '
+                                 '["event", pointer] for a part of the event that no request field maps to')
     msg: str
     type: str
+    input: str | int | float | bool | None = Field(
+        default=None, description="the offending input (request validation only), shortened; not JSON scalars "
+                                  "are shown as their type name")
 
 
 class ValidationOut(BaseModel):
     """The body of a 422 answer: every problem with its location in the request."""
 
     detail: list[ValidationIssueOut]
-    event: str | None = None
+    event: str | None = Field(default=None, description='"<event> v<version>" when the event the request would '
+                              "produce breaks its schema")
+
+
+#: seconds a client should wait before retrying, on every 503
+RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before retrying", "required": True,
+                                      "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+
+_DESCRIBED: dict[int, tuple[str, type[BaseModel]]] = {
+    404: ("not found: names the entity and the request field", NotFoundOut),
+    409: ("conflicts with the current state", ConflictOut),
+    410: ("switched off for good", ErrorOut),
+    413: ("the request body is larger than the service reads", ErrorOut),
+    422: ("invalid request (shape, text a column cannot hold, JSON nested too deeply, a domain rule), or the event "
+          "it would produce breaks its schema", ValidationOut),
+    503: ("a dependency is down; nothing was written; see Retry-After", UnavailableOut),
+}
 
 
 #: status code -> documented answer, for `responses=` on routes (OpenAPI lists what a route can answer)
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {404: ("not found: names the entity and the request field", ErrorOut),
-                 409: ("conflicts with the current state", ErrorOut),
-                 422: ("invalid request, or the event it would produce breaks its schema", ValidationOut),
-                 503: ("a dependency is down; nothing was written; see Retry-After", ErrorOut)}
-    return {code: {"description": described[code][0], "model": described[code][1]} for code in codes}
+def responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """`descriptions={"410": "..."}` says why this route answers a code, instead of the generic words."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        description, model = _DESCRIBED[code]
+        out[code] = {"description": descriptions.get(str(code), description), "model": model}
+        if code == 503:
+            out[code]["headers"] = RETRY_AFTER_HEADER
+    return out
 
 
 def rejected_body(exc: EventRejected, request_fields: Mapping[str, str]) -> dict[str, Any]:
@@ -93,7 +139,9 @@ def _safe(value: Any, limit: int = 120) -> Any:
     if isinstance(value, str):
         text = value.encode("utf-8", "replace").decode("utf-8")
         return text if len(text) <= limit else text[:limit] + f"... ({len(value)} characters)"
-    if isinstance(value, bool | int | float) or value is None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # 1e999 in a body: inf, which JSON cannot carry
+    if isinstance(value, bool | int) or value is None:
         return value if not isinstance(value, int) or abs(value) < 10**18 else f"{str(value)[:20]}... (an integer)"
     return f"({type(value).__name__})"
 
@@ -111,6 +159,23 @@ def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> N
     async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse(validation_body(exc.errors()), status_code=422)
+
+    async def unreadable_body(request: Request, exc: Exception) -> Response:
+        """FastAPI answers 400 to a body `json.loads` raises on with something other than a JSON syntax error:
+        bytes that are not UTF-8, or an integer with more digits than Python converts. They are invalid JSON
+        bodies like any other: 422 in the same shape. Every other HTTP error is answered as FastAPI does."""
+        assert isinstance(exc, StarletteHTTPException)
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, ValueError):
+            if isinstance(cause, UnicodeDecodeError):
+                what = "is not UTF-8"
+            elif "digits" in str(cause):
+                what = f"holds a number of more than {sys.get_int_max_str_digits()} digits"
+            else:
+                what = f"is not JSON this service reads: {_safe(str(cause), 200)}"
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": f"the request body {what}",
+                                             "type": "json_invalid"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     async def not_found(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
@@ -145,6 +210,7 @@ def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> N
                             status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, unreadable_body)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(InvalidInput, invalid)
@@ -154,11 +220,31 @@ def install_error_handlers(app: FastAPI, request_fields: Mapping[str, str]) -> N
         app.add_exception_handler(exc_class, database_down)
 
 
+class HealthOut(BaseModel):
+    """200 when every probe answered, 503 (same body) when one did not; services add their instance, flags
+    version and links' breakers."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description='probe name (database, broker) -> "ok" or "error: ..."')
+    model_config = {"extra": "allow"}
+
+
+class LivezOut(BaseModel):
+    status: Literal["ok"]
+
+
+#: /metrics is Prometheus's text format (CONTENT_TYPE_LATEST names its version)
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
 def health_router() -> APIRouter:
     """Probes come from `app.state.resources.probes()`, opened in the app's lifespan."""
     router = APIRouter()
 
-    @router.get("/health", tags=["ops"], responses={503: {"description": "a dependency does not answer"}})
+    @router.get("/health", tags=["ops"], response_model=None, responses={
+        200: {"description": "the database and the broker answer", "model": HealthOut},
+        503: {"description": "a dependency does not answer (see `checks`)", "model": HealthOut}})
     async def health(request: Request) -> JSONResponse:
         """200 only when the database and the broker answer."""
         resources = request.app.state.resources
@@ -170,14 +256,14 @@ def health_router() -> APIRouter:
             body |= details()
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @router.get("/metrics", tags=["ops"], response_class=Response)
+    @router.get("/metrics", tags=["ops"], response_class=Response, responses=METRICS_RESPONSE)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process (breakers, link calls and fallbacks)."""
         registry = getattr(request.app.state.resources, "metrics", None)
         body = generate_latest(registry) if registry is not None else b""
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    @router.get("/livez", tags=["ops"])
+    @router.get("/livez", tags=["ops"], response_model=None, responses={200: {"description": "up", "model": LivezOut}})
     async def livez() -> dict[str, str]:
         """The process is up (for load balancers: the API keeps taking writes while the broker is down)."""
         return {"status": "ok"}

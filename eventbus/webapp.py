@@ -19,10 +19,11 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventbus.health import Probe
-from eventbus.webapi import health_router, install_error_handlers
+from eventbus.webapi import ErrorOut, ValidationOut, health_router, install_error_handlers
 
 
 class Resources(Protocol):
@@ -87,11 +88,17 @@ def json_depth(body: bytes, limit: int) -> int:
     return deepest
 
 
+#: request bodies larger than this are refused with 413 (1 MB)
+MAX_BODY_BYTES = 1_000_000
+#: request bodies nested deeper than this are refused with 422 (no request of ours nests beyond 2)
+MAX_BODY_DEPTH = 32
+
+
 class BodyGuard:
     """Bodies the JSON parser must not see: too large (413), or nested deeper than any request of ours
     (422; Python's parser would recurse until it fails with a 500). The body is read once and handed on."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = 1_000_000, max_depth: int = 32) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_BODY_DEPTH) -> None:
         self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -135,6 +142,52 @@ async def _answer(send: Send, status: int, body: dict[str, object]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
+def _component(doc: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
+    """A `$ref` to `model`'s schema, added to the document's components (with the models it uses)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, sub)
+    schemas.setdefault(model.__name__, schema)
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def install_openapi(app: FastAPI, *, body_guard: bool) -> None:
+    """The document says what the skeleton answers, whatever a route declares: a 422 is the shape
+    `eventbus.webapi.validation_body` writes (not FastAPI's HTTPValidationError), on every operation that takes
+    parameters or a body; and with the body guard, 413 (too large) and 422 (nested too deeply) on every
+    operation that takes a body. Built once, on the first request for it."""
+    built = app.openapi  # FastAPI's, with every setting of the app
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = built()
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.setdefault("responses", {})
+                takes_body = "requestBody" in operation
+                if operation.get("parameters") or takes_body:
+                    shown = answers.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                    if "422" not in answers or shown.get("$ref", "").endswith("/HTTPValidationError"):
+                        answers["422"] = {**_DESCRIBED_422, "content": {
+                            "application/json": {"schema": _component(doc, ValidationOut)}}}
+                if body_guard and takes_body and "413" not in answers:
+                    answers["413"] = {"description": f"the request body is larger than {MAX_BODY_BYTES} bytes",
+                                      "content": {"application/json": {"schema": _component(doc, ErrorOut)}}}
+        schemas = doc.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, replaced above
+            if f'"#/components/schemas/{unused}"' not in json.dumps(doc):
+                schemas.pop(unused, None)
+        return doc
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+_DESCRIBED_422 = {"description": "invalid request: every problem with its location (a body nested deeper than "
+                                 f"{MAX_BODY_DEPTH} levels is one)"}
+
+
 def instance_name(service: str) -> str:
     """SERVER_INSTANCE when set (compose sets one per replica), else service@host:pid."""
     return os.environ.get("SERVER_INSTANCE") or f"{service}@{socket.gethostname()}:{os.getpid()}"
@@ -165,6 +218,7 @@ def service_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     install_error_handlers(app, request_fields or {})
+    install_openapi(app, body_guard=body_guard)
     if health:
         app.include_router(health_router())
     for router in routers:

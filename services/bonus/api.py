@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+import httpx
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -14,13 +15,14 @@ from pydantic import BaseModel, Field
 from eventbus.errors import NotFoundError
 from eventbus.links import LinkUnavailable
 from eventbus.resources import ServiceResources
-from eventbus.webapi import ErrorOut, responses
+from eventbus.webapi import responses
 from eventbus.webapp import resources_of, service_app
 from services.bonus import queries
 from services.bonus.directory import ManagerDirectory, ManagerView
 from services.bonus.settings import BonusSettings
 from services.contracts import split_area_title
 from services.flags import BONUS as FLAGS
+from services.validation import Rating
 
 CAPABILITIES = ["manager.local_copy", "manager.http_fallback", "credits.endpoint", "rating.from_hiring"]
 
@@ -64,7 +66,7 @@ class CreditIn(BaseModel):
     creator_id: uuid.UUID
     candidate_id: uuid.UUID
     outcome: Literal["completed", "failed"]
-    rating: int | None = Field(default=None, ge=1, le=5)
+    rating: Rating | None = Field(default=None, description="required when the outcome is completed (422 otherwise)")
 
 
 class CreditOut(BaseModel):
@@ -92,6 +94,16 @@ def _manager_out(view: ManagerView) -> ManagerOut:
                       stale=view.stale)
 
 
+def _rating_in(response: httpx.Response) -> int | None:
+    """The rating in hiring's answer to GET /tasks/{id}/rating; ValueError when the answer is not one (a proxy's
+    page, a body of another shape): bonus then answers with its fallback instead of a 500."""
+    body = response.json()  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    rating = body.get("rating") if isinstance(body, dict) else "not an object"
+    if rating is None or (isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5):
+        return rating
+    raise ValueError(f"hiring's answer is not a rating: {response.text[:100]!r}")
+
+
 def routes(settings: BonusSettings) -> APIRouter:
     router = APIRouter()
     rule = settings.credit_rule()
@@ -105,7 +117,7 @@ def routes(settings: BonusSettings) -> APIRouter:
             view = ManagerView.stub(manager_id, "local-missing")  # credits arrived before the manager
         return _manager_out(view)
 
-    @router.get("/managers/{manager_id}/balance", response_model=BalanceOut, responses=responses(404, 503))
+    @router.get("/managers/{manager_id}/balance", response_model=BalanceOut, responses=responses(404, 422, 503))
     async def balance(manager_id: uuid.UUID, request: Request) -> BalanceOut:
         """404 for a manager nobody knows; while management is down (COMM-070 before) the manager's details
         come from the last copy or a stub, marked `stale`."""
@@ -113,7 +125,7 @@ def routes(settings: BonusSettings) -> APIRouter:
         return BalanceOut(manager_id=b.manager_id, balance=b.balance, credits=b.credits,
                           manager=await manager_of(request, manager_id, b.credits))
 
-    @router.get("/managers/{manager_id}/ledger", response_model=LedgerOut, responses=responses(404, 503))
+    @router.get("/managers/{manager_id}/ledger", response_model=LedgerOut, responses=responses(404, 422, 503))
     async def ledger(manager_id: uuid.UUID, request: Request,
                      limit: int = Query(default=100, ge=1, le=1000)) -> LedgerOut:
         rows = await queries.entries(resources_of(request).engine, manager_id, limit)
@@ -121,9 +133,9 @@ def routes(settings: BonusSettings) -> APIRouter:
             LedgerEntryOut(task_id=r.task_id, outcome=r.outcome, amount=r.amount, rating=r.rating, source=r.source,
                            event_id=r.event_id, created_at=r.created_at) for r in rows])
 
-    @router.post("/credits", response_model=CreditOut,
-                 responses={**responses(409, 422, 503), 410: {"description": "switched off (COMM-040 step 6)",
-                                                               "model": ErrorOut}})
+    @router.post("/credits", response_model=CreditOut, responses=responses(
+        409, 410, 422, 503, **{"409": "the task was already credited with the other outcome",
+                               "410": "switched off (COMM-040 step 6): credits come from events"}))
     async def credit(body: CreditIn, request: Request) -> Any:
         """A task outcome credited synchronously (hiring, COMM-040 before). Idempotent per (task, outcome)."""
         r: ServiceResources = resources_of(request)
@@ -134,7 +146,7 @@ def routes(settings: BonusSettings) -> APIRouter:
                                     outcome=body.outcome, rating=body.rating)
         return CreditOut(task_id=body.task_id, outcome=body.outcome, amount=done.amount, created=done.created)
 
-    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 503))
+    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 422, 503))
     async def task(task_id: uuid.UUID, request: Request) -> TaskOut:
         """A task as bonus knows it, with its rating: from TaskRating events, or asked of hiring; while hiring
         is down the rating is null and marked `rating_source: fallback`."""
@@ -151,11 +163,11 @@ def routes(settings: BonusSettings) -> APIRouter:
             link = r.link("hiring")
             try:
                 response = await link.request("GET", f"/tasks/{task_id}/rating")
-                rating = response.json().get("rating") if response.status_code == 200 else None
+                rating = _rating_in(response) if response.status_code == 200 else None
                 source = "hiring"
-            except LinkUnavailable:
+            except (LinkUnavailable, ValueError):  # down, or answered with something that is not a rating
                 link.fell_back()
-                source, stale = "fallback", True
+                rating, source, stale = None, "fallback", True
         return TaskOut(task_id=t.task_id, creator_id=t.creator_id, title=title, knowledge_area=area, rating=rating,
                        rating_source=source, stale=stale)
 

@@ -17,6 +17,7 @@ from services.hiring import handlers
 from services.hiring.domain import Outcome
 from services.hiring.settings import HiringSettings
 from services.topology import ROUTES
+from services.validation import Rating
 
 #: COMM-060 step 1: GET /tasks/{id}/rating is in this build
 CAPABILITIES = ["task.rating_endpoint", "credit.http_client", "task_results.events"]
@@ -24,8 +25,9 @@ CAPABILITIES = ["task.rating_endpoint", "credit.http_client", "task_results.even
 
 class FinishTask(BaseModel):
     candidate_id: uuid.UUID
-    rating: int | None = Field(default=None, ge=1, le=5,
-                               description="completions only; the default rating when absent (HIRING_DEFAULT_RATING)")
+    rating: Rating | None = Field(default=None,
+                                  description="completions only; the default rating when absent "
+                                              "(HIRING_DEFAULT_RATING)")
 
 
 class TaskResultOut(BaseModel):
@@ -55,6 +57,12 @@ class RatingOut(BaseModel):
 
 REQUEST_FIELDS = {"candidate_id": "candidate_id", "rating": "rating"}
 
+FINISH_RESPONSES = responses(404, 409, 422, 503, **{
+    "404": "the task is unknown to hiring (until its TaskCreated has reached hiring)",
+    "409": "the task already has an outcome (`status` says which), or bonus refused the credit",
+    "503": "the credit cannot be made now: bonus is down while credits go over HTTP (`dependency: bonus`), or no "
+           "credit path is switched on (`dependency: credit path`); nothing was written, retry"})
+
 
 def routes(settings: HiringSettings) -> APIRouter:
     router = APIRouter()
@@ -67,24 +75,24 @@ def routes(settings: HiringSettings) -> APIRouter:
         return TaskResultOut(task_id=result.task_id, creator_id=result.creator_id,
                              candidate_id=result.candidate_id, outcome=result.outcome, rating=result.rating)
 
-    @router.post("/tasks/{task_id}/complete", response_model=TaskResultOut, responses=responses(404, 409, 422, 503))
+    @router.post("/tasks/{task_id}/complete", response_model=TaskResultOut, responses=FINISH_RESPONSES)
     async def complete_task(task_id: uuid.UUID, body: FinishTask, request: Request) -> TaskResultOut:
         """404 until the task's TaskCreated has reached hiring; 409 once the task has an outcome; 503 when the
         credit cannot be made now (bonus down while credits go over HTTP): nothing was written, retry."""
         return await finish(request, task_id, body, Outcome.COMPLETED)
 
-    @router.post("/tasks/{task_id}/fail", response_model=TaskResultOut, responses=responses(404, 409, 422, 503))
+    @router.post("/tasks/{task_id}/fail", response_model=TaskResultOut, responses=FINISH_RESPONSES)
     async def fail_task(task_id: uuid.UUID, body: FinishTask, request: Request) -> TaskResultOut:
         """As complete; a failed task has no rating."""
         return await finish(request, task_id, body, Outcome.FAILED)
 
-    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 503))
+    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 422, 503))
     async def get_task(task_id: uuid.UUID, request: Request) -> TaskOut:
         t = await handlers.get_task(resources_of(request).engine, task_id)
         return TaskOut(task_id=t.id, creator_id=t.creator_id, title=t.title, knowledge_area=t.knowledge_area,
                        status=t.status, candidate_id=t.candidate_id, rating=t.rating, finished_at=t.finished_at)
 
-    @router.get("/tasks/{task_id}/rating", response_model=RatingOut, responses=responses(404, 503))
+    @router.get("/tasks/{task_id}/rating", response_model=RatingOut, responses=responses(404, 422, 503))
     async def get_rating(task_id: uuid.UUID, request: Request) -> RatingOut:
         """The task's rating (COMM-060: bonus asks this instead of consuming TaskRating)."""
         t = await handlers.get_task(resources_of(request).engine, task_id)

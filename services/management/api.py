@@ -22,11 +22,15 @@ CAPABILITIES = ["task.old_title", "manager.username", "manager.created_events"]
 
 
 class CreateManager(BaseModel):
+    """Names (management.manager_fields names or names+username), or a username (username: names are refused)."""
+
+    model_config = {"json_schema_extra": {"anyOf": [{"required": ["first_name", "last_name"]},
+                                                    {"required": ["username"]}]}}
     first_name: Text | None = Field(default=None, min_length=1, max_length=200,
                                     description="required until management.manager_fields is 'username'")
     last_name: Text | None = Field(default=None, min_length=1, max_length=200)
     account_id: Text = Field(min_length=1, max_length=100)
-    username: Text | None = Field(default=None, max_length=64,
+    username: Text | None = Field(default=None, max_length=64, json_schema_extra={"pattern": domain.USERNAME.pattern},
                                   description=f"{domain.USERNAME_RULE}; derived from the names when absent")
 
 
@@ -80,7 +84,7 @@ def routes() -> APIRouter:
             account_id=body.account_id, username=body.username)
         return _manager_out(m, r.flags.value("management.manager_fields"))
 
-    @router.get("/managers/{manager_id}", response_model=ManagerOut, responses=responses(404, 503))
+    @router.get("/managers/{manager_id}", response_model=ManagerOut, responses=responses(404, 422, 503))
     async def get_manager(manager_id: uuid.UUID, request: Request) -> ManagerOut:
         r: ServiceResources = resources_of(request)
         fields = r.flags.value("management.manager_fields")
@@ -92,7 +96,7 @@ def routes() -> APIRouter:
         return _task_out(await handlers.create_task(r.engine, r.outbox, r.flags, r.schema, creator_id=body.creator_id,
                                                     title=body.title, knowledge_area=body.knowledge_area))
 
-    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 503))
+    @router.get("/tasks/{task_id}", response_model=TaskOut, responses=responses(404, 422, 503))
     async def get_task(task_id: uuid.UUID, request: Request) -> TaskOut:
         r: ServiceResources = resources_of(request)
         return _task_out(await handlers.get_task(r.engine, r.schema, task_id))

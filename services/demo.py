@@ -65,10 +65,13 @@ def run(base: dict[str, str], n_managers: int, n_tasks: int, timeout: float) -> 
     e2e: list[float] = []
     managers = []
     for i in range(n_managers):
-        r = client.post(f"{base['management']}/managers",
-                        json={"first_name": f"Demo{i}", "last_name": "Manager", "account_id": f"demo-{i}"})
+        username = f"demo.{uuid.uuid4().hex[:8]}"
+        r = client.post(f"{base['management']}/managers", json={"first_name": f"Demo{i}", "last_name": "Manager",
+                                                                 "username": username, "account_id": f"demo-{i}"})
+        if r.status_code == 422 and "no longer taken" in r.text:  # after US-170: a username only
+            r = client.post(f"{base['management']}/managers", json={"username": username, "account_id": f"demo-{i}"})
         r.raise_for_status()
-        managers.append(r.json())
+        managers.append(r.json() | {"username": username})
     print(f"created {len(managers)} managers")
     expected: dict[str, int] = {m["manager_id"]: 0 for m in managers}
     step = 0
@@ -110,7 +113,7 @@ def ledger(client: httpx.Client, base: dict[str, str], manager_id: str) -> list[
     if r.status_code == 404:
         return []
     r.raise_for_status()
-    entries: list[dict[str, Any]] = r.json()
+    entries: list[dict[str, Any]] = r.json()["entries"]
     return entries
 
 

@@ -1,7 +1,8 @@
 """Run one service's relay as a process: `serve(service, topics)` from the service's `relay` module.
 
 `python -m eventbus.outbox.main SERVICE TOPIC:PARTITIONS...` runs a relay for any outbox database
-(tests and operators): the database is `<SERVICE>_DATABASE_URL`, else DATABASE_URL's server with the
+(tests and operators): the database is RELAY_DATABASE_URL (or the service's own `<SERVICE>_DATABASE_URL` for
+management and hiring), else DATABASE_URL's server with the
 database named like the service; the RELAY_* environment settings (RelaySettings) apply.
 """
 
@@ -47,6 +48,8 @@ class RelaySettings(CommonSettings):
     relay_cleanup_batch: int = 5000
     relay_vacuum_after_deleted: int = 50_000
     relay_idempotence: Idempotence = "auto"
+    #: the outbox's database when it is none of the services' (a relay for any outbox: tests, operators)
+    relay_database_url: str | None = None
 
     def port_for(self, service: str) -> int:
         """`<SERVICE>_RELAY_PORT` when set, else RELAY_PORT, else the service's default above."""
@@ -78,7 +81,7 @@ class RelaySettings(CommonSettings):
 
 async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings, flags: Sequence[FlagSpec],
                 retired: Callable[[LiveFlags], Collection[str]] | None) -> None:
-    dsn = plain_url(settings.url_of(service))
+    dsn = plain_url(settings.relay_database_url or settings.url_of(service))
     control = Control(dsn, name=f"{service}-relay", role="relay", specs=flags, interval=settings.control_interval)
     paused_flag = f"{service}.paused_topics"
     relay = Relay(

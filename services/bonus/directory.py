@@ -34,6 +34,18 @@ class ManagerView:
         return cls(manager_id, None, None, None, None, source, True)
 
 
+def _object(response: Any) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 class ManagerDirectory:
     def __init__(self, *, link: Link, engine: AsyncEngine, flags: Switches, schema: SchemaState,
                  cache_size: int = 10_000) -> None:
@@ -61,12 +73,14 @@ class ManagerDirectory:
             return replace(cached, source="cache", stale=True) if cached else ManagerView.stub(manager_id)
         if response.status_code == 404:
             return None
-        if response.status_code != 200:
+        body = _object(response) if response.status_code == 200 else None
+        if body is None:  # an answer that is not a manager: as if management were down
             self.link.fell_back()
-            return ManagerView.stub(manager_id)
-        body: dict[str, Any] = response.json()
-        view = self._shown(ManagerView(manager_id, body.get("account_id"), body.get("username"),
-                                       body.get("first_name"), body.get("last_name"), "management-api"))
+            cached = self._cache.get(manager_id)
+            return replace(cached, source="cache", stale=True) if cached else ManagerView.stub(manager_id)
+        view = self._shown(ManagerView(manager_id, _text(body.get("account_id")), _text(body.get("username")),
+                                       _text(body.get("first_name")), _text(body.get("last_name")),
+                                       "management-api"))
         self._cache[manager_id] = view
         self._cache.move_to_end(manager_id)
         while len(self._cache) > self.cache_size:

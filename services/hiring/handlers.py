@@ -73,8 +73,11 @@ async def _credit_over_http(bonus: Link, result: TaskResult) -> None:
     so a retry after a timeout (our transaction rolled back, bonus's did not) credits once."""
     response = await bonus.request("POST", "/credits", json=credit_request(result))
     if response.status_code == 409:
-        body = response.json()
-        raise ConflictError(f"bonus refused the credit: {body.get('detail')}", task_id=str(result.task_id))
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = response.text[:200]
+        raise ConflictError(f"bonus refused the credit: {detail}", task_id=str(result.task_id))
     if response.status_code >= 300:
         raise DependencyUnavailable("bonus", f"POST /credits answered HTTP {response.status_code}: "
                                     f"{response.text[:200]}", retry_after=5)

@@ -12,15 +12,17 @@ from services.stack.topology import PROCESS_NAMES
 from tests.waiting import free_port
 
 
-def stack_settings(data_dir: Path) -> StackSettings:
+def stack_settings(data_dir: Path, start: str = "final") -> StackSettings:
     return StackSettings(
         database_url=None, kafka_bootstrap_servers=None, stack_data_dir=data_dir,
         embedded_pg_port=free_port(), embedded_kafka_port=free_port(),
-        ports={name: free_port() for name in PROCESS_NAMES}, ready_timeout=120)
+        ports={name: free_port() for name in PROCESS_NAMES}, ready_timeout=120,
+        stack_start=start)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack, started in seed 004's final state (every link on events)."""
     running = Stack(stack_settings(tmp_path_factory.mktemp("stack")))
     try:
         running.up(progress=False)

@@ -30,7 +30,7 @@ def _new_task(client: httpx.Client, urls: dict[str, str], manager_id: str, title
 
 def _ledger(client: httpx.Client, urls: dict[str, str], manager_id: str) -> list[dict[str, object]]:
     r = client.get(f"{urls['bonus']}/managers/{manager_id}/ledger")
-    return [] if r.status_code == 404 else list(r.json())
+    return [] if r.status_code == 404 else list(r.json()["entries"])
 
 
 
@@ -45,7 +45,7 @@ def test_credit_appears_once_and_stays_once(stack: Stack) -> None:
     urls = _urls(stack)
     with httpx.Client(timeout=10) as client:
         manager_id = client.post(f"{urls['management']}/managers", json={
-            "first_name": "Once", "last_name": "Only", "account_id": "e2e"}).json()["manager_id"]
+            "username": "once.only", "account_id": "e2e"}).json()["manager_id"]
         task_id = _new_task(client, urls, manager_id, "[E2E] Exactly once")
         r = client.post(f"{urls['hiring']}/tasks/{task_id}/complete", json={"candidate_id": str(uuid.uuid4())})
         assert r.status_code == 200
@@ -67,7 +67,7 @@ def test_events_produced_while_the_worker_is_down_are_applied_when_it_returns(st
     assert supervisor is not None
     with httpx.Client(timeout=10) as client:
         manager_id = client.post(f"{urls['management']}/managers", json={
-            "first_name": "Down", "last_name": "Time", "account_id": "e2e"}).json()["manager_id"]
+            "username": "down.time", "account_id": "e2e"}).json()["manager_id"]
         tasks = [_new_task(client, urls, manager_id, f"[E2E] While down {i}") for i in range(4)]
         supervisor.signal("bonus-worker", signal.SIGTERM)
         eventually_sync(lambda: "bonus-worker" in supervisor.exited(), what="the bonus worker to stop")

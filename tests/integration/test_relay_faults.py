@@ -413,7 +413,7 @@ async def _opened(relay: Relay, times: int = 1) -> bool:
 def _relay_process(url: str, bootstrap: str, topic: TopicSpec, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "RELAYTEST_DATABASE_URL": url,
+        "RELAY_DATABASE_URL": url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "RELAY_PORT": str(free_port()),
         "RELAY_BATCH_SIZE": "200",

@@ -123,7 +123,8 @@ def relay_process(run: Run, label: str, url: str, topic: TopicSpec, log_level: s
     """`python -m eventbus.outbox.main` for the bench database at `url`: the relay's service is named like the
     database, so its own URL is found either way (`<SERVICE>_DATABASE_URL`, or DATABASE_URL's server)."""
     service, port = urlsplit(url).path.lstrip("/"), free_port()
-    env = {**os.environ, f"{service.upper()}_DATABASE_URL": url, "RELAY_DATABASE_URL": url, "DATABASE_URL": run.server_url,
+    env = {**os.environ, f"{service.upper()}_DATABASE_URL": url, "RELAY_DATABASE_URL": url,
+           "DATABASE_URL": run.server_url,
            "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap, "RELAY_PORT": str(port), "LOG_LEVEL": log_level,
            **{f"RELAY_{k.upper()}": str(v) for k, v in settings.items()}}
     with (run.workdir / f"relay-{label}.log").open("ab") as log:

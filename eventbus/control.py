@@ -30,6 +30,7 @@ from eventbus.flags.live import LiveFlags
 from eventbus.flags.provider import Switches
 from eventbus.flags.spec import FlagSpec
 from eventbus.resilience import Backoff
+from eventbus.resilience.retry import forever
 
 log = logging.getLogger(__name__)
 
@@ -122,27 +123,21 @@ class Control:
 
     # -- the loop ----------------------------------------------------------------------------------
     async def _run(self) -> None:
-        backoff = Backoff(base=0.2, cap=5.0)
-        while not self._stop.is_set():
+        async def step() -> None:
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect()
                 await self.tick(self._conn)
-                backoff.reset()
-                self._ready.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
-                self._wake.clear()
-            except asyncio.CancelledError:
+            except BaseException:
+                await self._drop()  # reconnect next time; meanwhile the last flags stay in force
                 raise
-            except DB_UNAVAILABLE as exc:
-                log.info("control loop: database unavailable (%r); keeping the last flags", exc)
-                await self._drop()
-                await asyncio.sleep(backoff.next_delay())
-            except Exception:
-                log.exception("control loop failed; retrying")
-                await self._drop()
-                await asyncio.sleep(backoff.next_delay())
+            self._ready.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+        await forever(step, what="control loop (the last flags stay in force)", backoff=Backoff(base=0.2, cap=5.0),
+                      log=log, stopped=self._stop.is_set, expected=DB_UNAVAILABLE)
 
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.dsn, timeout=5, command_timeout=10)

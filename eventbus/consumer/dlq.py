@@ -8,7 +8,6 @@ through; the `dlq.*` headers are replaced on every dead-lettering (never appende
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -17,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from eventbus.consumer.errors import Classification
 from eventbus.consumer.messages import RawMessage
 from eventbus.resilience import Backoff
+from eventbus.resilience.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +97,16 @@ class DeadLetterWriter:
         """Return only once the broker confirmed the DLQ record (blocks while the broker is down)."""
         topic = dlq_topic(self.group, message.topic)
         headers = dlq_headers(message, self.group, failure, attempts)
-        backoff = Backoff(base=0.2, cap=self.backoff_cap)
-        while True:
-            try:
-                producer = await self._ensure()
-                await producer.send_and_wait(topic, key=message.key, value=message.value, headers=headers,
-                                             partition=message.partition)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = backoff.next_delay()
-                log.warning("DLQ write to %s failed (%r); retrying in %.2fs", topic, exc, delay)
-                await self.close()
-                await asyncio.sleep(delay)
+        async def send() -> None:
+            producer = await self._ensure()
+            await producer.send_and_wait(topic, key=message.key, value=message.value, headers=headers,
+                                         partition=message.partition)
+
+        async def reconnect(_exc: BaseException) -> None:
+            await self.close()
+
+        await retry(send, what=f"DLQ write to {topic}", backoff=Backoff(base=0.2, cap=self.backoff_cap), log=log,
+                    on_failure=reconnect)
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -27,6 +27,7 @@ from eventbus.flags.spec import FlagSpec
 from eventbus.links import Link, LinkMetrics
 from eventbus.logs import setup_logging
 from eventbus.resilience import Backoff
+from eventbus.resilience.retry import retry
 from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec
 
@@ -47,20 +48,16 @@ Planner = Callable[[Control, Mapping[str, Link]], WorkerPlan]
 
 async def read_switches(control: Control) -> None:
     """One read of the flags and the schema before the worker starts; waits for the database."""
-    backoff = Backoff(base=0.5, cap=5.0)
-    while True:
+    async def read() -> None:
+        conn = await asyncpg.connect(control.dsn, timeout=5)
         try:
-            conn = await asyncpg.connect(control.dsn, timeout=5)
-            try:
-                await flag_store.ensure_defaults(conn, control.flags.specs.values())
-                await control.tick(conn)
-                return
-            finally:
-                await conn.close()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            delay = backoff.next_delay()
-            log.warning("cannot read the switches yet (%r); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
+            await flag_store.ensure_defaults(conn, control.flags.specs.values())
+            await control.tick(conn)
+        finally:
+            await conn.close()
+
+    await retry(read, what="reading the switches", backoff=Backoff(base=0.5, cap=5.0), log=log,
+                retry_on=(OSError, asyncpg.PostgresError, TimeoutError))
 
 
 def serve(group: str, database: str, settings: WorkerSettings, flags: Iterable[FlagSpec], plan: Planner,

@@ -25,6 +25,7 @@ from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
 from eventbus.consumer.transport import BackboneApp
 from eventbus.health import KafkaProbe, run_probes
 from eventbus.resilience import Backoff
+from eventbus.resilience.retry import retry
 from eventbus.settings import CommonSettings
 from eventbus.topics import TopicSpec, ensure_topics
 
@@ -95,15 +96,8 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 async def wait_for_topics(settings: WorkerSettings, group: str, sources: list[TopicSpec]) -> None:
     """Declare the source topics and their DLQ topics, waiting for the broker if it is not up yet."""
     specs = sources + [TopicSpec(dlq_topic(group, s.name), s.partitions) for s in sources]
-    backoff = Backoff(base=0.5, cap=5.0)
-    while True:
-        try:
-            await ensure_topics(settings.kafka_bootstrap_servers, specs)
-            return
-        except Exception as exc:
-            delay = backoff.next_delay()
-            log.warning("cannot declare topics yet (%r); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
+    await retry(lambda: ensure_topics(settings.kafka_bootstrap_servers, specs), what="declaring the topics",
+                backoff=Backoff(base=0.5, cap=5.0), log=log)
 
 
 async def take_batches(stream: Any, max_records: int, within: float) -> AsyncIterator[list[Any]]:

@@ -19,60 +19,23 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from eventbus.failures import DB_UNAVAILABLE
 from eventbus.outbox import store
-from eventbus.outbox.ddl import NOTIFY_CHANNEL
+from eventbus.outbox.config import RelayConfig
 from eventbus.outbox.leases import LeaseManager
 from eventbus.outbox.metrics import RelayMetrics
-from eventbus.outbox.publisher import Idempotence, KafkaPublisher
+from eventbus.outbox.publisher import KafkaPublisher
+from eventbus.outbox.retention import Retention
+from eventbus.outbox.wakeup import Wakeup
 from eventbus.resilience import Backoff, BreakerState, CircuitBreaker
 from eventbus.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class RelayConfig:
-    batch_size: int = 5000
-    poll_interval: float = 1.0
-    #: how long a dead relay's partitions wait before another relay takes them over
-    lease_ttl: float = 20.0
-    heartbeat_interval: float = 2.0
-    publish_timeout: float = 5.0
-    backoff_base: float = 0.2
-    backoff_cap: float = 10.0
-    breaker_threshold: int = 3
-    breaker_reset: float = 5.0
-    retention_s: float = 24 * 3600.0
-    cleanup_interval: float = 30.0
-    cleanup_batch: int = 5000
-    cleanup_max_batches: int = 20
-    #: VACUUM the outbox after this many rows were deleted (0: leave it to autovacuum). Every published
-    #: row leaves two dead tuples (the mark, the delete); autovacuum looks at a table at most once a
-    #: minute, and a busy outbox grows on disk without bound in between.
-    vacuum_after_deleted: int = 50_000
-    idempotence: Idempotence = "auto"
-
-    @property
-    def round_budget(self) -> float:
-        """The longest a publish round can take (aiokafka's timeout, then our backstop at twice it)."""
-        return 2 * self.publish_timeout + 1
-
-    def __post_init__(self) -> None:
-        # A lease is used only while it has round_budget left; it is renewed every heartbeat_interval and
-        # trusted for 0.8 * lease_ttl. Without slack the relay would sit idle between heartbeats.
-        slack = 0.8 * self.lease_ttl - self.heartbeat_interval - self.round_budget
-        if slack <= 0:
-            raise ValueError(
-                f"relay config: 0.8 * lease_ttl ({0.8 * self.lease_ttl:g}s) must exceed heartbeat_interval "
-                f"({self.heartbeat_interval:g}s) + 2 * publish_timeout + 1 ({self.round_budget:g}s); "
-                "raise RELAY_LEASE_TTL or lower RELAY_PUBLISH_TIMEOUT")
+__all__ = ["Relay", "RelayConfig", "new_instance_id"]
 
 
 def new_instance_id(service: str) -> str:
@@ -87,11 +50,12 @@ class Relay:
         dsn: str,
         bootstrap_servers: str,
         topics: list[TopicSpec],
-        config: RelayConfig = RelayConfig(),
+        config: RelayConfig | None = None,
         instance_id: str | None = None,
         paused_topics: Callable[[], Collection[str]] | None = None,
         retired_topics: Callable[[], Collection[str]] | None = None,
     ) -> None:
+        config = config or RelayConfig()
         self.service = service
         self.dsn = dsn
         self.bootstrap_servers = bootstrap_servers
@@ -116,24 +80,29 @@ class Relay:
         self.failures_total = 0
         self.last_error: str | None = None
         self.database_ok = False
-        self.notifications = 0
         self._pending: list[int] = []  # broker-confirmed, not yet marked published
         # The mark of the last round runs while the next round is fetched and sent (its ids are left out of
         # that fetch); at most one mark is in flight, and it is awaited before any wait or heartbeat.
         self._marking: asyncio.Task[None] | None = None
         self._marking_ids: list[int] = []
-        self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._next_heartbeat = 0.0
-        self.deleted_since_vacuum = 0
+        self.wakeup = Wakeup(dsn, Backoff(base=config.backoff_base, cap=config.backoff_cap))
+        self.retention = Retention(config, self.metrics)
+
+    @property
+    def notifications(self) -> int:
+        return self.wakeup.notifications
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen(), name="outbox-listen")
-        housekeeping = asyncio.create_task(self._housekeeping(), name="outbox-retention")
+        stopped = self._stop.is_set
+        listener = asyncio.create_task(self.wakeup.listen(stopped, self._sleep), name="outbox-listen")
+        housekeeping = asyncio.create_task(self.retention.run(lambda: self.pool, stopped, self._sleep),
+                                           name="outbox-retention")
         try:
             while not self._stop.is_set():
                 try:
@@ -281,40 +250,6 @@ class Relay:
         self.metrics.backlog.set(stats.size)
         self.metrics.oldest_age.set(stats.oldest_age)
 
-    async def _housekeeping(self) -> None:
-        """Retention, beside the publishing loop so that deleting and vacuuming never hold up a publish."""
-        backoff = Backoff(base=self.config.backoff_base, cap=self.config.backoff_cap)
-        while not self._stop.is_set():
-            try:
-                if self.pool is not None:
-                    await self._cleanup()
-                backoff.reset()
-                await self._sleep(self.config.cleanup_interval)
-            except DB_UNAVAILABLE as exc:
-                log.info("retention cleanup: database unavailable (%r)", exc)
-                await self._sleep(backoff.next_delay())
-            except Exception:
-                self.metrics.errors.inc()
-                log.exception("retention cleanup failed")
-                await self._sleep(max(backoff.next_delay(), self.config.cleanup_interval))
-
-    async def _cleanup(self) -> None:
-        """Delete published rows older than the retention window in bounded batches; VACUUM now and then."""
-        assert self.pool is not None
-        for _ in range(self.config.cleanup_max_batches):
-            deleted = await store.delete_published(self.pool, self.config.retention_s, self.config.cleanup_batch)
-            self.metrics.deleted.inc(deleted)
-            self.deleted_since_vacuum += deleted
-            if deleted < self.config.cleanup_batch:
-                break
-        threshold = self.config.vacuum_after_deleted
-        if threshold and self.deleted_since_vacuum >= threshold:
-            started = time.monotonic()
-            await store.vacuum(self.pool)
-            self.deleted_since_vacuum = 0
-            self.metrics.vacuums.inc()
-            log.info("vacuumed the outbox in %.2fs", time.monotonic() - started)
-
     async def _database_down(self, exc: BaseException) -> None:
         self.database_ok = False
         self.metrics.db_errors.inc()
@@ -339,39 +274,7 @@ class Relay:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     async def _idle(self, seconds: float) -> None:
-        """Wait for a NOTIFY, the poll interval or stop, whichever comes first."""
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        self._wake.clear()
-
-    async def _listen(self) -> None:
-        backoff = Backoff(base=self.config.backoff_base, cap=self.config.backoff_cap)
-        while not self._stop.is_set():
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())  # type: ignore[misc]
-                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-                backoff.reset()
-                self._wake.set()  # rows may have arrived while we were not listening
-                await lost.wait()
-            except DB_UNAVAILABLE as exc:
-                log.info("LISTEN connection unavailable (%r); polling until it is back", exc)
-            except Exception:
-                log.exception("LISTEN connection failed; polling until it is back")
-            finally:
-                if conn is not None and not conn.is_closed():
-                    conn.terminate()
-            await self._sleep(backoff.next_delay())
-
-    def _notified(self, *_args: object) -> None:
-        self.notifications += 1
-        self._wake.set()
+        await self.wakeup.idle(seconds, self._stop)
 
     # -- observability ---------------------------------------------------------------------------
     def _breaker_changed(self, state: BreakerState) -> None:

@@ -1,0 +1,45 @@
+"""How a relay runs: batch size, timings, backoff and breaker, retention; checked for consistency at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eventbus.outbox.publisher import Idempotence
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    batch_size: int = 5000
+    poll_interval: float = 1.0
+    #: how long a dead relay's partitions wait before another relay takes them over
+    lease_ttl: float = 20.0
+    heartbeat_interval: float = 2.0
+    publish_timeout: float = 5.0
+    backoff_base: float = 0.2
+    backoff_cap: float = 10.0
+    breaker_threshold: int = 3
+    breaker_reset: float = 5.0
+    retention_s: float = 24 * 3600.0
+    cleanup_interval: float = 30.0
+    cleanup_batch: int = 5000
+    cleanup_max_batches: int = 20
+    #: VACUUM the outbox after this many rows were deleted (0: leave it to autovacuum). Every published
+    #: row leaves two dead tuples (the mark, the delete); autovacuum looks at a table at most once a
+    #: minute, and a busy outbox grows on disk without bound in between.
+    vacuum_after_deleted: int = 50_000
+    idempotence: Idempotence = "auto"
+
+    @property
+    def round_budget(self) -> float:
+        """The longest a publish round can take (aiokafka's timeout, then our backstop at twice it)."""
+        return 2 * self.publish_timeout + 1
+
+    def __post_init__(self) -> None:
+        # A lease is used only while it has round_budget left; it is renewed every heartbeat_interval and
+        # trusted for 0.8 * lease_ttl. Without slack the relay would sit idle between heartbeats.
+        slack = 0.8 * self.lease_ttl - self.heartbeat_interval - self.round_budget
+        if slack <= 0:
+            raise ValueError(
+                f"relay config: 0.8 * lease_ttl ({0.8 * self.lease_ttl:g}s) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval:g}s) + 2 * publish_timeout + 1 ({self.round_budget:g}s); "
+                "raise RELAY_LEASE_TTL or lower RELAY_PUBLISH_TIMEOUT")

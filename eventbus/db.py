@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def database_url_for(server_url: str, database: str) -> str:
-    """The URL of `database` on the server `server_url` points at.
-
-    `<DATABASE>_DATABASE_URL` (e.g. `BONUS_DATABASE_URL`) overrides it for one database.
-    """
-    override = os.environ.get(f"{database.upper()}_DATABASE_URL")
+def database_url_for(server_url: str, database: str, overrides: Mapping[str, str] | None = None) -> str:
+    """The URL of `database` on the server `server_url` points at, unless `overrides` (an operator command's
+    environment) names its own with `<DATABASE>_DATABASE_URL`. Processes use `CommonSettings.url_of`."""
+    override = (overrides or {}).get(f"{database.upper()}_DATABASE_URL")
     return override or with_database(server_url, database)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from eventbus.db import database_url_for, ensure_database, sqlalchemy_url, with_database
+from eventbus.db import ensure_database, sqlalchemy_url, with_database
 from eventbus.settings import REPO_ROOT, CommonSettings
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,7 @@ ALL_DATABASES = ("management", "hiring", "bonus", "registry", "playbooks")
 
 def run_env(database: str) -> None:
     """Body of migrations/<database>/env.py (online mode, asyncpg)."""
-    url = context.config.get_main_option("sqlalchemy.url") or database_url_for(
-        CommonSettings().database_url, database)
+    url = context.config.get_main_option("sqlalchemy.url") or CommonSettings().url_of(database)
 
     def migrate(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
@@ -55,7 +54,7 @@ def upgrade(tree: str, server_url: str, revision: str = "heads", *, database: st
     it with the tree's migrations. Returns its URL. Synchronous: call it outside an event loop."""
     database = database or tree
     asyncio.run(ensure_database(server_url, database))
-    url = with_database(server_url, database) if database != tree else database_url_for(server_url, database)
+    url = with_database(server_url, database)
     command.upgrade(alembic_config(tree, url), revision)
     return url
 

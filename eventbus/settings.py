@@ -18,7 +18,7 @@ EMBEDDED_BOOTSTRAP_SERVERS = "127.0.0.1:19092"
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
-    #: Server-level URL; each service uses its own database on that server (see `database_url_for`).
+    #: Server-level URL; each service uses its own database on that server (see `url_of`).
     database_url: str = EMBEDDED_DATABASE_URL
     kafka_bootstrap_servers: str = EMBEDDED_BOOTSTRAP_SERVERS
     registry_url: str = "http://127.0.0.1:8000"
@@ -41,6 +41,7 @@ class CommonSettings(BaseSettings):
     hiring_database_url: str | None = None
     bonus_database_url: str | None = None
     registry_database_url: str | None = None
+    playbooks_database_url: str | None = None
 
     def url_of(self, database: str) -> str:
         """The URL of one service's database: its own override, else `database_url`'s server."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from eventbus.stack.target import TargetError, resolve
 from registry.compat import IDENTITY_PATHS, Mode, Policy, verdict
 from registry.compat.engine import check as compat_check
 from registry.seed import catalog
+from registry.settings import RegistrySettings
 
 DEFAULT_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 DEFAULT_MODE = Mode.BACKWARD_TRANSITIVE
@@ -217,7 +217,8 @@ def _client(url: str, token: str | None) -> httpx.Client:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m registry.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schemas", type=Path, default=Path(os.environ.get("SCHEMAS_DIR", DEFAULT_SCHEMAS)),
+    settings = RegistrySettings()
+    parser.add_argument("--schemas", type=Path, default=settings.schemas_dir,
                         help="the catalog folder (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -231,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_reg = sub.add_parser("register", help="register every version into a running registry")
     p_reg.add_argument("--registry", metavar="URL",
                        help="registry base URL (default: REGISTRY_URL, else the running stack's registry)")
-    p_reg.add_argument("--token", default=os.environ.get("REGISTRY_TOKEN"),
+    p_reg.add_argument("--token", default=settings.registry_token if "registry_token" in settings.model_fields_set
+                       else None,
                        help="bearer token for writes (env REGISTRY_TOKEN)")
     p_reg.add_argument("events", nargs="*", help="only these events (default: all)")
 

@@ -6,7 +6,7 @@ import logging
 
 import asyncpg
 
-from eventbus.db import database_url_for, plain_url
+from eventbus.db import plain_url
 from eventbus.health import Probe
 from registry.seed import catalog, selected
 from registry.service import RegistryService
@@ -23,7 +23,7 @@ class RegistryResources:
 
     @classmethod
     async def open(cls, settings: RegistrySettings) -> RegistryResources:
-        pool = await asyncpg.create_pool(plain_url(database_url_for(settings.database_url, "registry")),
+        pool = await asyncpg.create_pool(plain_url(settings.url_of("registry")),
                                          min_size=2, max_size=10)
         try:
             service = RegistryService(RegistryStore(pool))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 import asyncpg
@@ -25,7 +26,7 @@ async def collect(server_url: str, databases: list[str]) -> dict[str, object]:
     report: dict[str, object] = {}
     for database in databases:
         try:
-            conn = await asyncpg.connect(plain_url(database_url_for(server_url, database)), timeout=5)
+            conn = await asyncpg.connect(plain_url(database_url_for(server_url, database, os.environ)), timeout=5)
         except (OSError, asyncpg.PostgresError) as exc:
             report[database] = {"error": f"cannot connect: {exc!r}; is the stack running (`make status`)?"}
             continue

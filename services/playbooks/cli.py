@@ -19,18 +19,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from eventbus.playbook.context import Context, Settings
 from eventbus.playbook.loader import PlaybookError
 from eventbus.playbook.model import Playbook
 from eventbus.playbook.runner import REFUSED, Runner, status_code
-from eventbus.settings import REPO_ROOT
+from eventbus.settings import CommonSettings
 from eventbus.stack.restart import request_restart
 from eventbus.stack.target import TargetError, resolve
+
+
+class RunnerSettings(CommonSettings):
+    """The runner's own settings: the registry's write token (REGISTRY_TOKEN), the catalog (SCHEMAS_DIR), and
+    any database's own URL (BONUS_DATABASE_URL, ...); the servers come from the running stack."""
+
+    registry_token: str = "dev-registry-token"
+
 
 STATE_MARKS = {"done": "x", "running": ">", "blocked": "!", "failed": "!", "undone": "<", "pending": " "}
 
@@ -63,13 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
 def context(args: argparse.Namespace, quiet: bool = False) -> Context:
     target = resolve(database=args.database, kafka=args.kafka, registry=args.registry,
                      flags={"database": "--database", "kafka": "--kafka", "registry": "--registry"})
+    own = RunnerSettings()
     settings = Settings(
         database_url=target.need("database"), bootstrap_servers=target.need("kafka"),
-        registry_url=target.need("registry"), registry_token=os.environ.get("REGISTRY_TOKEN", "dev-registry-token"),
-        schemas_dir=Path(os.environ.get("SCHEMAS_DIR", REPO_ROOT / "schemas")),
-        database_urls={db: os.environ[f"{db.upper()}_DATABASE_URL"]
-                       for db in ("management", "hiring", "bonus", "registry", "playbooks")
-                       if os.environ.get(f"{db.upper()}_DATABASE_URL")})
+        registry_url=target.need("registry"), registry_token=own.registry_token, schemas_dir=own.schemas_dir,
+        database_urls={db: url for db in ("management", "hiring", "bonus", "registry", "playbooks")
+                       if (url := getattr(own, f"{db}_database_url"))})
     if not quiet:
         print(target.describe("database", "kafka", "registry"), flush=True)
     restarter = None

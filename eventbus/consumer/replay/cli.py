@@ -140,7 +140,7 @@ async def _main(args: argparse.Namespace) -> int:
     else:
         target = _target(args, "kafka") if os.environ.get(f"{args.group.upper()}_DATABASE_URL") else \
             _target(args, "kafka", "database")
-        dsn = database_url_for(target.database_url or "", args.group)
+        dsn = database_url_for(target.database_url or "", args.group, os.environ)
     options = ReplayOptions(group=args.group, filters=filters, source_topic=args.topic, target=args.target,
                             allow=frozenset(args.allow_topic), dry_run=args.dry_run, limit=args.limit,
                             rate=args.rate, max_replays=args.max_replays, again=args.again, operator=args.operator)

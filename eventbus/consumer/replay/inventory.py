@@ -42,7 +42,8 @@ async def dlq_states(records: Sequence[DlqRecord], server_url: str | None) -> tu
     for record in records:
         by_group.setdefault(group_of(record), []).append(record)
     for group, members in sorted(by_group.items()):
-        dsn = database_url_for(server_url, group) if server_url else os.environ.get(f"{group.upper()}_DATABASE_URL")
+        dsn = (database_url_for(server_url, group, os.environ) if server_url
+               else os.environ.get(f"{group.upper()}_DATABASE_URL"))
         if not dsn:
             unread.add(group)
             notes.append(f"replay log of group {group} not read: no database (pass --database-url or start the "

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-bg stop restart status demo migrate test test-unit test-integration test-e2e lint typecheck \
+.PHONY: help venv run run-bg stop restart status demo traffic migrate test test-unit test-integration test-e2e lint typecheck \
         check bench bench-quick bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
         registry-diff flags flag-set playbook-list playbook-plan playbook-run playbook-status playbook-rollback dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP) ## create or update the virtualenv (pinned by constraints.txt)
 
 # START=final: a fresh data folder starts in the state all five playbooks end in (default: seed 004's "before")
-START ?=
-export STACK_START := $(if $(START),$(START),$(STACK_START))
+ifdef START
+export STACK_START := $(START)
+endif
 
 run: $(STAMP) ## run the whole system on the embedded stack (Ctrl-C stops everything; START=final)
 	$(PY) -m services.stack run
@@ -43,6 +44,9 @@ status: $(STAMP) ## is a stack running, and where
 
 demo: $(STAMP) ## drive the event path through the APIs of a running stack and time it
 	$(PY) -m services.demo
+
+traffic: $(STAMP) ## drive the APIs for SECONDS (60), then reconcile every acknowledged outcome
+	$(PY) -m services.traffic --seconds $(if $(SECONDS),$(SECONDS),60)
 
 migrate: $(STAMP) ## create the databases at seed 004's "before" state, or START=final (DATABASE_URL)
 	$(PY) -m services.stages --start $(if $(START),$(START),before)

@@ -11,4 +11,5 @@ def setup_logging(level: str, name: str) -> None:
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
         force=True,
     )
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for noisy in ("aiokafka", "httpx"):  # httpx logs every request at INFO: the links' calls are counted instead
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

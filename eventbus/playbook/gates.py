@@ -25,6 +25,9 @@ from eventbus.playbook.verdict import GateResult, failed, passed, unknown
 
 GateFn = Callable[[Context, dict[str, Any]], Awaitable[GateResult]]
 GATES: dict[str, GateFn] = {}
+#: step-outcome keys a gate records for the length of one attempt of the step (a snapshot it measures
+#: against while it waits); the next attempt starts without them
+SNAPSHOT = "gate:"
 BROKER_DOWN = (KafkaError, OSError, TimeoutError, LookupError)
 
 
@@ -127,7 +130,8 @@ async def every_instance(ctx: Context, name: str, database: str, role: str | Non
     dead = [i for i in found if i.stopped or i.age > ctx.settings.dead_after]
     bad = [(i, why) for i in live for why in [holds(i.report)] if why]
     stale_bad = [(i, why) for i in stale for why in [holds(i.report)] if why]
-    evidence = [f"{len(live) - len(bad)} of {len(live)} live {role or 'process'}(es) of {database} {what}"]
+    kind = {"api": "APIs", "worker": "workers", "relay": "relays"}.get(role or "", "processes")
+    evidence = [f"{len(live) - len(bad)} of {len(live)} live {database} {kind} {what}"]
     evidence += [f"{i.label()}: {why}" for i, why in bad]
     if stale:
         evidence.append("stale: " + ", ".join(i.label() + (f" ({why})" if why else " (its last report agrees)")
@@ -141,7 +145,7 @@ async def every_instance(ctx: Context, name: str, database: str, role: str | Non
     if stale_bad:
         return unknown(name, text, "a stale instance may still run the old way: wait for its heartbeat or stop it")
     if not live:
-        return unknown(name, text, f"no live {role or 'process'} of {database} reports in: is it running?")
+        return unknown(name, text, f"no live {database} {kind} report in: is it running (make status)?")
     return passed(name, text, live=[i.instance_id for i in live])
 
 
@@ -160,7 +164,9 @@ async def instances_accept(ctx: Context, args: dict[str, Any]) -> GateResult:
             return f"still accepts {event} {sorted(accepts & refuse)}"
         return None
 
-    what = (f"accept {event} {sorted(want)}" if want else "") + (f" and none of {sorted(refuse)}" if refuse else "")
+    parts = ([f"accept {event} {sorted(want)}"] if want else []) + ([f"accept no {event} {sorted(refuse)}"]
+                                                                   if refuse else [])
+    what = " and ".join(parts)
     return await every_instance(ctx, f"every live {args['service']} worker: {what.strip()}", args["service"],
                                 "worker", what.strip(), holds, args.get("fix", "switch the consumers first"))
 
@@ -175,7 +181,7 @@ async def instances_apply(ctx: Context, args: dict[str, Any]) -> GateResult:
         wrong = {k: seen.get(k, "(unknown)") for k, v in flags.items() if seen.get(k) != v}
         return f"applies {wrong}" if wrong else None
 
-    shown = ", ".join(f"{k}={v}" for k, v in flags.items())
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in flags.items())
     return await every_instance(ctx, f"every live {args['service']} process applies {shown}", args["service"],
                                 args.get("role"), f"apply {shown}", holds,
                                 args.get("fix", "a process that does not is stale or runs another build"))
@@ -256,7 +262,7 @@ async def drained(ctx: Context, args: dict[str, Any]) -> GateResult:
     outbox = await outbox_drained(ctx, {"service": args["service"], "event": event, "versions": args["versions"]})
     if not outbox.passed:
         return GateResult(name, outbox.verdict, outbox.evidence, outbox.fix)
-    key = f"drain_offsets:{topic}"
+    key = f"{SNAPSHOT}drain_offsets:{topic}"
     try:
         if key not in ctx.outcome:
             await ctx.record(**{key: {str(p): o for p, o in (await ctx.end_offsets(topic)).items()}})
@@ -433,5 +439,5 @@ async def link_healthy(ctx: Context, args: dict[str, Any]) -> GateResult:
     if open_:
         return failed(name, evidence, f"{link} fails for {', '.join(open_)}: is it up?")
     if not found or ok == 0:
-        return unknown(name, evidence, f"no successful call yet: drive some traffic through {service}, then run again")
+        return unknown(name, evidence, "no successful call yet: drive some traffic (make traffic), then run again")
     return passed(name, evidence)

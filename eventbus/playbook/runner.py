@@ -17,7 +17,7 @@ import asyncpg
 from eventbus.playbook import store
 from eventbus.playbook.actions import ACTIONS, ActionFailed
 from eventbus.playbook.context import Context
-from eventbus.playbook.gates import GATES
+from eventbus.playbook.gates import GATES, SNAPSHOT
 from eventbus.playbook.migrations import MigrationRefused
 from eventbus.playbook.model import Call, Playbook, Step
 from eventbus.playbook.verdict import GateResult, Verdict, unknown
@@ -202,6 +202,8 @@ class Runner:
 
         self.ctx.save_outcome = save
         await store.begin_step(conn, run_id, step.number, self.name)
+        for key in [k for k in outcome if k.startswith(SNAPSHOT)]:
+            del outcome[key]  # an earlier attempt's snapshots: this one measures afresh
         if not outcome.get("acted"):
             gates = await self.evaluate(step.gates, step.wait, "the gates")
             await store.save_step(conn, run_id, step.number, gates=[g.as_dict() for g in gates])

@@ -18,7 +18,7 @@ from eventbus.envelope import H_EVENT_NAME, H_EVENT_VERSION, header_value
 from eventbus.outbox import OutboxWriter
 from eventbus.playbook.actions import ActionFailed, action
 from eventbus.playbook.context import Context
-from eventbus.playbook.gates import GATES, drained, gate
+from eventbus.playbook.gates import GATES, SNAPSHOT, drained, gate
 from eventbus.playbook.verdict import GateResult, failed, passed, unknown
 from eventbus.schemas.client import SchemaClient
 from eventbus.topics import TopicSpec, ensure_topics
@@ -112,11 +112,11 @@ async def bonus_knows_managers(ctx: Context, args: dict[str, Any]) -> GateResult
     if not flow.passed:
         return GateResult(name, flow.verdict, f"ManagerCreated still in flight: {flow.evidence}", flow.fix)
     try:
-        snapshot = ctx.outcome.setdefault("managers_snapshot_at", None)
+        snapshot = ctx.outcome.get(f"{SNAPSHOT}managers_at")
         management = await ctx.db("management")
         if snapshot is None:
             snapshot = (await management.fetchval("SELECT clock_timestamp()")).isoformat()
-            await ctx.record(managers_snapshot_at=snapshot)
+            await ctx.record(**{f"{SNAPSHOT}managers_at": snapshot})
         ids = {r["id"] for r in await management.fetch(
             "SELECT id FROM managers WHERE created_at <= $1", datetime.fromisoformat(snapshot))}
         known = {r["id"] for r in await (await ctx.db("bonus")).fetch("SELECT id FROM managers")}
@@ -151,10 +151,10 @@ async def replacement_served(ctx: Context, args: dict[str, Any]) -> GateResult:
         return GateResult(name, worst.verdict, f"results still in flight: {worst.evidence}", worst.fix)
     try:
         bonus = await ctx.db("bonus")
-        snapshot = ctx.outcome.get("served_snapshot_at")
+        snapshot = ctx.outcome.get(f"{SNAPSHOT}served_at")
         if snapshot is None:
             snapshot = (await bonus.fetchval("SELECT clock_timestamp()")).isoformat()
-            await ctx.record(served_snapshot_at=snapshot)
+            await ctx.record(**{f"{SNAPSHOT}served_at": snapshot})
         row = await bonus.fetchrow(
             "SELECT count(*) AS calls, count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM task_results_seen s "
             "  WHERE s.task_id = l.task_id AND s.outcome = l.outcome)) AS missing FROM ledger l "
@@ -166,9 +166,10 @@ async def replacement_served(ctx: Context, args: dict[str, Any]) -> GateResult:
         return unknown(name, f"cannot read the ledger ({exc!r})", "is bonus's database up?")
     assert row is not None
     if row["calls"] == 0:
+        ctx.outcome.pop(f"{SNAPSHOT}served_at", None)  # the next look measures a new period
         return unknown(name, f"no completion was credited over HTTP since the producer started "
                              f"({change['changed_at'][11:19]}): nothing to compare",
-                       "drive some completions (or wait for traffic), then run again")
+                       "drive some completions (make traffic), then run again")
     if row["missing"]:
         return failed(name, f"{row['missing']} of {row['calls']} HTTP credits have no TaskCompleted/TaskFailed seen "
                             "by the consumer", "see the bonus worker's log and the DLQ (make dlq-list)")
@@ -297,7 +298,7 @@ async def purge_names(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     if not any(named.values()):
         return {"outbox_rows_deleted": scrubbed, "method": "nothing to purge"}
     cut = {int(p): int(o) for p, o in _step_outcome(ctx, int(args["drained_at_step"])).get(
-        f"drain_offsets:{MANAGERS.name}", {}).items()}
+        f"{SNAPSHOT}drain_offsets:{MANAGERS.name}", {}).items()}
     if cut and await _delete_records(ctx, cut):
         return {"outbox_rows_deleted": scrubbed, "method": "DeleteRecords", "before": cut}
     await _recreate(ctx)

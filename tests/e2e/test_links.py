@@ -19,8 +19,8 @@ import pytest
 from eventbus.consumer.replay.read import read_records
 from eventbus.db import plain_url, with_database
 from eventbus.stack.state import read_state
+from services.traffic import Traffic, reconcile
 from tests.e2e.conftest import Background, background_stack
-from tests.e2e.traffic import Traffic, reconcile
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e

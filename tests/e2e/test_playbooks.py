@@ -20,8 +20,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from eventbus.consumer.replay.read import read_records
 from eventbus.db import plain_url, with_database
 from services.flags import FINAL
+from services.traffic import Traffic, reconcile
 from tests.e2e.conftest import Background, background_stack
-from tests.e2e.traffic import Traffic, reconcile
 
 pytestmark = pytest.mark.e2e
 ORDER = ["comm-070", "comm-040", "comm-060", "us-160", "us-170"]

@@ -1,7 +1,8 @@
-"""A load generator for the APIs (managers, tasks, completions, failures) that remembers every acknowledged
-request, and the reconciliation that checks each is reflected exactly once.
+"""`make traffic`: a load generator for the APIs (managers, tasks, completions, failures) that remembers every
+acknowledged request, then reconciles: each is reflected exactly once (the e2e tests use it the same way).
 
-Usable from tests and by hand: `python -m tests.e2e.traffic --seconds 30` against the running stack.
+`python -m services.traffic --seconds 60` drives the running stack and prints the reconciliation; the
+playbooks' gates that measure "everything works" need traffic like it.
 """
 
 from __future__ import annotations
@@ -179,22 +180,37 @@ async def reconcile(urls: dict[str, str], ack: Acknowledged, rule: CreditRule | 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--workers", type=int, default=4)
+    parser = argparse.ArgumentParser(prog="python -m services.traffic", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30, help="how long to drive the APIs")
+    parser.add_argument("--workers", type=int, default=3, help="concurrent clients")
     args = parser.parse_args()
     from eventbus.stack.target import resolve
-    stack = resolve().stack
-    assert stack is not None, "no running stack (make run-bg)"
+    target = resolve()
+    stack = target.stack
+    if stack is None or not stack.ready:
+        raise SystemExit(f"no running stack to drive: {target.no_stack_reason or 'it is starting'}; "
+                         "start it with `make run-bg`")
+    print(target.describe(), flush=True)
 
-    async def run() -> None:
+    async def run() -> int:
         traffic = Traffic(stack.urls, workers=args.workers)
         await traffic.start()
-        await asyncio.sleep(args.seconds)
+        started = time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            await asyncio.sleep(min(5.0, args.seconds))
+            print(f"  {time.monotonic() - started:5.0f} s: {len(traffic.ack.outcomes)} outcomes acknowledged, "
+                  f"{len(traffic.ack.managers)} managers", flush=True)
         ack = await traffic.stop()
-        print(await reconcile(stack.urls, ack))
+        result = await reconcile(stack.urls, ack)
+        problems = {k: result[k] for k in ("lost", "doubled", "wrong_amount", "unexpected", "balances_off",
+                                           "unknown_tasks", "server_errors") if result[k]}
+        print(f"reconciled {result['acknowledged_outcomes']} outcomes of {result['managers']} managers: "
+              + ("each credited exactly once, with the right amount" if not problems else f"PROBLEMS {problems}"))
+        print(f"answers: {dict(sorted(result['statuses'].items()))}")
+        return 1 if problems else 0
 
-    asyncio.run(run())
+    raise SystemExit(asyncio.run(run()))
 
 
 if __name__ == "__main__":

@@ -88,8 +88,10 @@ async def set_flag(conn: asyncpg.Connection, spec: FlagSpec, value: FlagValue, *
             return Change(spec.name, current.value, value, False, current.change_id, None, current.changed_at)
         retired_now = _overlap(spec, value, current.retired)
         if retired_now:
-            raise FlagError(f"{spec.name}: {', '.join(spec.render(v) for v in retired_now)} was retired "
-                            f"({current.reason}); the code path behind it is gone")
+            why = await conn.fetchval("SELECT reason FROM flag_changes WHERE name = $1 AND reason LIKE 'retired %' "
+                                      "ORDER BY id DESC LIMIT 1", spec.name)
+            raise FlagError(f"{spec.name}: {', '.join(spec.render(v) for v in retired_now)} was {why or 'retired'}; "
+                            "the code path behind it is gone")
         has_outbox = await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL")
         boundary = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox") if has_outbox else None
         change = await conn.fetchrow(
@@ -114,8 +116,12 @@ async def retire(conn: asyncpg.Connection, spec: FlagSpec, values: list[Any], *,
                             f"{', '.join(spec.render(v) for v in values)}")
         retired = current.retired + [v for v in values if v not in current.retired]
         if retired != current.retired:
-            await conn.execute("UPDATE flags SET retired = $2::jsonb, reason = $3, changed_by = $4 WHERE name = $1",
-                               spec.name, _json(retired), reason, by)
+            # the audit keeps who retired what and why; the row's "since/by" stay those of its value
+            await conn.execute("UPDATE flags SET retired = $2::jsonb WHERE name = $1", spec.name, _json(retired))
+            await conn.execute(
+                "INSERT INTO flag_changes (name, old_value, new_value, changed_by, reason) "
+                "VALUES ($1, $2::jsonb, $2::jsonb, $3, $4)", spec.name, _json(current.value), by,
+                f"retired {', '.join(spec.render(v) for v in values)} ({reason})")
     return retired
 
 
@@ -124,13 +130,17 @@ async def unretire(conn: asyncpg.Connection, spec: FlagSpec, values: list[Any], 
         row = await conn.fetchrow(_SELECT + " WHERE name = $1 FOR UPDATE", spec.name)
         if row is None:
             return
-        retired = [v for v in _row(row).retired if v not in values]
-        await conn.execute("UPDATE flags SET retired = $2::jsonb, reason = $3, changed_by = $4 WHERE name = $1",
-                           spec.name, _json(retired), reason, by)
+        current = _row(row)
+        retired = [v for v in current.retired if v not in values]
+        await conn.execute("UPDATE flags SET retired = $2::jsonb WHERE name = $1", spec.name, _json(retired))
+        await conn.execute(
+            "INSERT INTO flag_changes (name, old_value, new_value, changed_by, reason) "
+            "VALUES ($1, $2::jsonb, $2::jsonb, $3, $4)", spec.name, _json(current.value), by,
+            f"allowed again {', '.join(spec.render(v) for v in values)} ({reason})")
 
 
 async def last_change(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT id, old_value, new_value, changed_at, changed_by, reason, outbox_boundary FROM flag_changes "
-        "WHERE name = $1 ORDER BY id DESC LIMIT 1", name)
+        "WHERE name = $1 AND old_value IS DISTINCT FROM new_value ORDER BY id DESC LIMIT 1", name)
     return row

@@ -142,7 +142,8 @@ async def _cut_overs_are_exact(stack: Background) -> None:
     checked = 0
     for flag, name in event.items():
         changes = await _query(stack, "management", "SELECT old_value, new_value, outbox_boundary FROM flag_changes "
-                                                    "WHERE name = $1 ORDER BY id", flag)
+                                                    "WHERE name = $1 AND old_value IS DISTINCT FROM new_value "
+                                                    "ORDER BY id", flag)
         rows = await _query(stack, "management", "SELECT id, event_version FROM outbox WHERE event_name = $1", name)
         assert changes, flag
         bounds = [c["outbox_boundary"] for c in changes] + [float("inf")]

@@ -19,13 +19,15 @@ from eventbus.db import create_engine
 from eventbus.lifecycle import expected_metadata
 from eventbus.migrate import alembic_config, upgrade
 from eventbus.stack.postgres import EmbeddedPostgres
+from registry.tables import metadata as registry_tables
 from services.bonus.tables import metadata as bonus_tables
 from services.hiring.tables import metadata as hiring_tables
 from services.management.tables import metadata as management_tables
 
 pytestmark = pytest.mark.integration
 
-TREES = {"management": management_tables, "hiring": hiring_tables, "bonus": bonus_tables}
+TREES = {"management": management_tables, "hiring": hiring_tables, "bonus": bonus_tables,
+         "registry": registry_tables}
 
 
 def _targets(tree: str) -> list[str]:

@@ -55,6 +55,7 @@ def migrate(server_url: str, start: Start) -> None:
         upgrade(database, server_url, target)
     if start == "final" and fresh:
         asyncio.run(_final_switches(server_url))
+        asyncio.run(_playbooks_done(server_url))
 
 
 async def _final_switches(server_url: str) -> None:
@@ -69,6 +70,23 @@ async def _final_switches(server_url: str) -> None:
                                               reason="a fresh stack started in the final state of seed 004")
         finally:
             await conn.close()
+
+
+async def _playbooks_done(server_url: str) -> None:
+    """The five playbooks recorded as done (by START=final, not run): a playbook run on this stack must not
+    move it back to the state its first steps assume."""
+    from eventbus.playbook import store
+    from services.playbooks import playbooks
+    conn = await asyncpg.connect(plain_url(with_database(server_url, "playbooks")), timeout=10)
+    try:
+        for playbook in playbooks().values():
+            run = await store.start_run(conn, playbook, "stack START=final")
+            for step in playbook.steps:
+                await store.save_step(conn, run.id, step.number, state="done",
+                                      outcome={"by": "a fresh stack started in the final state (START=final)"})
+            await store.set_run_state(conn, run.id, "done")
+    finally:
+        await conn.close()
 
 
 async def _at_final(server_url: str) -> bool:

@@ -154,3 +154,57 @@ async def _cut_overs_are_exact(stack: Background) -> None:
             assert all(v == version for v in inside), (flag, low, high, version, sorted(set(inside)))
             checked += len(inside)
     assert checked > 0
+
+
+async def test_a_restarted_stack_keeps_the_state_the_playbooks_left(stack: Background) -> None:
+    """`make run` on a data folder that has run playbooks keeps its state (and does not declare the deleted
+    topic again); the event path still credits once."""
+    stopped = stack.run("services.stack", "stop", timeout=90)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    started = stack.run("services.stack", "run-bg", timeout=240, **{k: str(v) for k, v in stack.ports.items()})
+    assert started.returncode == 0, started.stdout + started.stderr
+    status = stack.run("services.playbooks", "status", "--json")
+    assert status.returncode == 0 and all(r["state"] == "done" for r in json.loads(status.stdout))
+    flags = {r["name"]: r["value"] for r in json.loads(stack.run("services.flagctl", "list", "--json").stdout)}
+    assert flags["bonus.rating_source"] == "hiring" and flags["management.manager_created_version"] == "2"
+    assert "hiring.task-ratings" not in await _topics(stack)
+    assert not await _registered(stack, "TaskCreated", 0)
+    traffic = Traffic(stack.urls, workers=2)
+    traffic.use_usernames()
+    await traffic.start()
+    await asyncio.sleep(5)
+    ack = await traffic.stop()
+    result = await reconcile(stack.urls, ack)
+    assert result["acknowledged_outcomes"] > 0
+    for problem in ("lost", "doubled", "wrong_amount", "unexpected", "server_errors"):
+        assert result[problem] == [], f"{problem}: {result[problem][:5]}"
+
+
+@pytest.fixture(scope="module")
+def final_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    yield from background_stack(tmp_path_factory.mktemp("final"), STACK_START="final")
+
+
+async def test_start_final_brings_a_fresh_stack_straight_to_the_final_state(final_stack: Background) -> None:
+    assert {"first_name", "last_name"}.isdisjoint(await _columns(final_stack, "management", "managers"))
+    assert "knowledge_area" in await _columns(final_stack, "bonus", "tasks")
+    assert {"task_ratings", "pending_credits"}.isdisjoint(await _tables(final_stack, "bonus"))
+    assert all([await _registered(final_stack, "ManagerCreated", 2), await _registered(final_stack, "TaskCreated", 1),
+                await _registered(final_stack, "TaskCompleted", 0)])
+    flags = {r["name"]: r["value"] for r in json.loads(final_stack.run("services.flagctl", "list", "--json").stdout)}
+    from services.flags import BY_NAME
+    assert {n: flags[n] for n in FINAL} == {n: BY_NAME[n].render(v) for n, v in FINAL.items()}
+    assert "hiring.task-ratings" not in await _topics(final_stack)
+    status = final_stack.run("services.playbooks", "status", "--json")
+    assert status.returncode == 0 and all(r["state"] == "done" for r in json.loads(status.stdout))
+    again = final_stack.run("services.playbooks", "run", "comm-070")
+    assert again.returncode == 0 and "comm-070 is done" in again.stdout  # nothing moves it back
+    traffic = Traffic(final_stack.urls, workers=2)
+    traffic.use_usernames()
+    await traffic.start()
+    await asyncio.sleep(5)
+    ack = await traffic.stop()
+    result = await reconcile(final_stack.urls, ack)
+    assert result["acknowledged_outcomes"] > 0
+    for problem in ("lost", "doubled", "wrong_amount", "unexpected", "server_errors"):
+        assert result[problem] == [], f"{problem}: {result[problem][:5]}"

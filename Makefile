@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run run-bg stop restart status demo traffic migrate test test-unit test-integration test-e2e lint typecheck \
+.PHONY: help venv run run-bg stop restart status demo traffic chaos migrate test test-unit test-integration test-e2e lint typecheck \
         check bench bench-quick bench-relay bench-consumer bench-registry outbox-status registry-check registry-register \
         registry-diff flags flag-set playbook-list playbook-plan playbook-run playbook-status playbook-rollback dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
@@ -44,6 +44,9 @@ status: $(STAMP) ## is a stack running, and where
 
 demo: $(STAMP) ## drive the event path through the APIs of a running stack and time it
 	$(PY) -m services.demo
+
+chaos: $(STAMP) ## kill every kind of process, the broker and the database under traffic; reconcile (DURATION, RATE)
+	$(PY) -m services.chaos --duration $(if $(DURATION),$(DURATION),600) --rate $(if $(RATE),$(RATE),20)
 
 traffic: $(STAMP) ## drive the APIs for SECONDS (60), then reconcile every acknowledged outcome
 	$(PY) -m services.traffic --seconds $(if $(SECONDS),$(SECONDS),60)

@@ -27,6 +27,8 @@ class Acknowledged:
     tasks: dict[str, str] = field(default_factory=dict)  # task -> creator
     #: task -> (outcome, rating): a 200 from hiring
     outcomes: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    #: task -> when hiring acknowledged its outcome (time.monotonic())
+    acked_at: dict[str, float] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
@@ -34,11 +36,15 @@ class Acknowledged:
 class Traffic:
     """`workers` loops, each: sometimes a new manager, a task, wait for hiring to know it, complete or fail it."""
 
-    def __init__(self, urls: dict[str, str], *, workers: int = 4, seed: int = 7, pause: float = 0.02) -> None:
+    def __init__(self, urls: dict[str, str], *, workers: int = 4, seed: int = 7, pause: float = 0.02,
+                 rate: float | None = None) -> None:
         self.urls = urls
         self.workers = workers
         self.rng = random.Random(seed)
         self.pause = pause
+        #: at most this many tasks started per second across the workers (None: as fast as they go)
+        self.rate = rate
+        self._next_slot = 0.0
         self.ack = Acknowledged()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -91,6 +97,7 @@ class Traffic:
                     if manager:
                         mine.append(manager)
                     continue
+                await self._pace()
                 creator = self.rng.choice(mine)
                 area = self.rng.choice(["Math", "Physics", "Art", "Law"])
                 response = await self.client.post(f"{self.urls['management']}/tasks", json={
@@ -106,6 +113,14 @@ class Traffic:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(self.pause)
 
+    async def _pace(self) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate
+        await asyncio.sleep(slot - now)
+
     async def _finish(self, task: str) -> None:
         outcome = "complete" if self.rng.random() < 0.8 else "fail"
         body: dict[str, Any] = {"candidate_id": str(uuid.uuid4())}
@@ -113,17 +128,28 @@ class Traffic:
         if outcome == "complete":
             rating = self.rng.randint(1, 5)
             body["rating"] = rating
-        deadline = time.monotonic() + 30
+        done = "completed" if outcome == "complete" else "failed"
+        deadline = time.monotonic() + 60
+        sent = False
         while time.monotonic() < deadline and not self._stop.is_set():
-            response = await self.client.post(f"{self.urls['hiring']}/tasks/{task}/{outcome}", json=body)
-            self._count(outcome, response)
-            if response.status_code == 200:
-                self.ack.outcomes[task] = ("completed" if outcome == "complete" else "failed", rating)
-                return
-            if response.status_code in (404, 503):  # hiring does not know the task yet; bonus down: retry
-                await asyncio.sleep(0.1)
+            try:
+                response = await self.client.post(f"{self.urls['hiring']}/tasks/{task}/{outcome}", json=body)
+            except httpx.HTTPError as exc:  # hiring went away mid-call: the outcome may be in; ask again
+                self.ack.statuses[f"{outcome} transport {type(exc).__name__}"] += 1
+                sent = True
+                await asyncio.sleep(0.2)
                 continue
-            return  # 409 would be a bug (a fresh task), counted in statuses
+            self._count(outcome, response)
+            if response.status_code == 200 or (
+                    response.status_code == 409 and sent and response.json().get("status") == done):
+                # a 409 "already <what we asked>" after a lost answer: our earlier call went in
+                self.ack.outcomes[task] = (done, rating)
+                self.ack.acked_at[task] = time.monotonic()
+                return
+            if response.status_code in (404, 502, 503, 504):  # hiring does not know the task yet; a dependency
+                await asyncio.sleep(0.1)                         # is down: retry
+                continue
+            return  # another 409 would be a bug (a fresh task), counted in statuses
 
 
 async def ledger_of(client: httpx.AsyncClient, bonus: str, manager: str) -> list[dict[str, Any]]:

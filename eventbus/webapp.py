@@ -123,16 +123,21 @@ class BodyGuard:
             await _answer(send, 422, {"detail": [{"loc": ["body"], "msg": f"JSON nested deeper than {self.max_depth} "
                                                   "levels", "type": "value_error.json_depth"}]})
             return
-        sent = False
+        await self.app(scope, replay_body(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands on a body already read, then whatever the client sends next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _answer(send: Send, status: int, body: dict[str, object]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from eventbus.webapp import replay_body
 from registry import errors, parsing
 from registry.errors import RegistryError
 from registry.http import dumps, edge_error, refusal, send_body
@@ -59,7 +60,7 @@ class HotReads:
             if resources is not None:
                 await validate(resources.service, raw, scope, receive, send)
                 return
-        await self.app(scope, _replay(raw, receive), send)
+        await self.app(scope, replay_body(raw, receive), send)
 
 
 async def validate(service: RegistryService, raw: bytes, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,14 +90,3 @@ async def read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -150,3 +150,12 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/health").status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.fixture
+def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test's own, to kill and start again."""
+    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
+    pg.start()
+    yield pg
+    pg.stop(mode="immediate")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -17,17 +15,9 @@ from services.management.api import create_app
 from services.management.settings import ManagementSettings
 from tests.integration.api_client import api
 from tests.integration.conftest import SCHEMAS
-from tests.waiting import eventually, free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
-    pg.start()
-    yield pg
-    pg.stop(mode="immediate")
 
 
 async def test_database_down_is_503_logged_once_and_the_api_recovers_by_itself(

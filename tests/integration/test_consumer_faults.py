@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -25,7 +24,7 @@ from eventbus.topics import TopicSpec
 from services.bonus.domain import CreditRule
 from tests.integration.conftest import make_topics, read_topic
 from tests.integration.consumer_helpers import BONUS_EVENTS_STAGE, bonus_handlers, completed, manager, record
-from tests.waiting import eventually, free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 RULE = CreditRule(completed=10, failed=2)
@@ -124,14 +123,6 @@ async def test_each_poison_kind_is_dead_lettered_and_later_records_on_the_partit
 
 
 # -- database outage ----------------------------------------------------------------------------------------
-@pytest.fixture
-def private_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
-    pg.start()
-    yield pg
-    pg.stop(mode="immediate")
-
-
 async def test_database_outage_blocks_the_consumer_then_it_resumes_with_nothing_dead_lettered(
         private_pg: EmbeddedPostgres, bootstrap: str, schemas: SchemaClient, unique: Callable[[str], str]) -> None:
     with ThreadPoolExecutor(1) as pool:

@@ -6,6 +6,7 @@ on first use, as the wheel itself does).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,14 +34,19 @@ def _bin_dir() -> Path:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, *, host: str = "127.0.0.1", max_connections: int = 300) -> None:
+    def __init__(self, data_dir: Path, port: int, *, host: str = "127.0.0.1", max_connections: int = 300,
+                 env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        #: variables added to the postmaster's environment
+        self.env = dict(env or {})
         self.port = port
         self.host = host
         self.max_connections = max_connections
         self.log_file = self.data_dir.parent / f"{self.data_dir.name}.log"
         self._uid: int | None = None
         self._gid: int | None = None
+        #: the postmaster when this object started it (None when it found one running, or none runs)
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -71,29 +77,71 @@ class EmbeddedPostgres:
             return False
         return self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode == 0
 
-    def start(self) -> str:
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the server (initdb first on a new folder) and wait until it accepts connections.
+
+        The postmaster runs as this process's child, in its own session (Ctrl-C in the terminal does not reach
+        it): `process` is it, so its exit status is known (a supervisor restarts it). A server already running
+        on the folder (left by a stack that was killed) is used as it is; `process` is then None.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.touch()
         self._prepare_user()
         if not (self.data_dir / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres", "--encoding=UTF8",
                       "--no-instructions")
+        self.reap()
         if self.running():
             return self.url
-        options = (f"-p {self.port} -h {self.host} -k {self.data_dir} -c max_connections={self.max_connections} "
-                   "-c listen_addresses=" + self.host)
-        result = self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.log_file),
-                           "-o", options, "start", check=False)
-        if result.returncode != 0:
-            tail = self.log_file.read_text(errors="replace")[-2000:]
-            raise EmbeddedPostgresError(
-                f"PostgreSQL did not start on port {self.port} ({result.stderr.strip()}). Is the port taken? "
-                f"Set EMBEDDED_PG_PORT or DATABASE_URL. Server log ({self.log_file}):\n{tail}")
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", self.host,
+                 "-k", str(self.data_dir), "-c", f"max_connections={self.max_connections}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                user=self._uid, group=self._gid, env={**os.environ, **self.env})
+        self.process = process
+        deadline = time.monotonic() + timeout
+        while not self._ready(process.pid):
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = (f"exited with {process.returncode}" if process.returncode is not None
+                       else f"not ready in {timeout:.0f} s")
+                self.reap(kill=True)
+                tail = self.log_file.read_text(errors="replace")[-2000:]
+                raise EmbeddedPostgresError(
+                    f"PostgreSQL did not start on port {self.port} ({why}). Is the port taken? "
+                    f"Set EMBEDDED_PG_PORT or DATABASE_URL. Server log ({self.log_file}):\n{tail}")
+            time.sleep(0.05)
         return self.url
+
+    def _ready(self, pid: int) -> bool:
+        """What `pg_ctl -w` waits for: postmaster.pid names this postmaster and says "ready"."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
+
+    def reap(self, kill: bool = False) -> int | None:
+        """Forget a postmaster child that exited (or kill it first); its exit status, None if still running."""
+        process = self.process
+        if process is None:
+            return None
+        if kill and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        code = process.poll()
+        if code is not None:
+            self.process = None
+        return code
 
     def stop(self, mode: str = "fast") -> None:
         if self.running():
             self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "30", "-m", mode, "stop", check=False)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            self.reap(kill=True)
 
     def postmaster_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -110,6 +158,11 @@ class EmbeddedPostgres:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
+            return
+        if self.process is not None and self.process.pid == pid:  # our child: reap it (a zombie looks alive)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            self.reap()
             return
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -1,7 +1,9 @@
 """The state file of a running stack, `<data dir>/run/stack.json`.
 
 Written by the stack's control process (`python -m services.stack run`) when it starts, when it is ready
-and whenever a process of it exits or is restarted; removed when it stops. `status`, `stop`, `restart`
+and whenever a process or server of it exits, is restarted or answers again; removed when it stops. Each
+entry also says how the control process keeps it running (`Supervised`: state, uptime, restarts, last
+exit, crash-looping, environment overrides). `status`, `stop`, `restart`
 and every operator command read it to find the running stack: its control process, the database
 server, the brokers, the registry and each process's URL and pid.
 
@@ -28,21 +30,65 @@ def data_dir_from_env(environ: dict[str, str] | None = None) -> Path:
     return Path(found) if found else DEFAULT_DATA_DIR
 
 
+@dataclass(frozen=True, kw_only=True)
+class Supervised:
+    """What the control process knows of a process or server it keeps running (eventbus.stack.supervision)."""
+
+    #: running, starting (not answered yet since its start), waiting (to be restarted after a backoff),
+    #: restarting, crash-looping (no more restarts), exited (automatic restarts are off); None: not supervised
+    state: str | None = None
+    #: when the current process started (epoch seconds): its uptime
+    started_at: float | None = None
+    #: how many times the stack started it again since the stack started
+    restarts: int = 0
+    #: why the previous process ended: "exited 1", "killed by SIGKILL", "health timeout (...)", "stopped for
+    #: a restart (operator)", ...; its exit code (negative: the signal) and when (epoch seconds)
+    last_exit: str | None = None
+    last_exit_code: int | None = None
+    last_exit_at: float | None = None
+    #: seconds from its last exit until it answered again
+    recovered_in: float | None = None
+    #: restarted too often (more than N restarts in the window): the stack no longer restarts it
+    crash_looping: bool = False
+    #: the environment given with `restart NAME --env K=V`, now and earlier, in force for it
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
-class ProcessState:
+class ProcessState(Supervised):
     url: str
     pid: int | None = None
-    #: the exit code when the control process saw it exit (and has not restarted it)
+    #: the exit code when the control process saw it exit, until the process started again answers
     exited: int | None = None
 
 
 @dataclass(frozen=True)
-class ServerState:
+class ServerState(Supervised):
     """PostgreSQL or the broker: `address` is host:port (the first one of several brokers)."""
 
     address: str
     embedded: bool
     pid: int | None = None
+
+
+def _supervised(doc: dict[str, Any]) -> dict[str, Any]:
+    """The Supervised fields of a state file entry, leniently (a field of the wrong type is left out)."""
+    found: dict[str, Any] = {}
+    for name in ("state", "last_exit"):
+        if isinstance(doc.get(name), str):
+            found[name] = doc[name]
+    for name in ("started_at", "last_exit_at", "recovered_in"):
+        value = doc.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[name] = float(value)
+    for name in ("restarts", "last_exit_code"):
+        if _int(doc.get(name)) is not None:
+            found[name] = doc[name]
+    found["crash_looping"] = bool(doc.get("crash_looping"))
+    overrides = doc.get("overrides")
+    if isinstance(overrides, dict):
+        found["overrides"] = {str(k): str(v) for k, v in overrides.items()}
+    return found
 
 
 @dataclass(frozen=True)
@@ -64,11 +110,11 @@ class StackState:
 
     @classmethod
     def from_json(cls, data_dir: Path, doc: dict[str, Any]) -> StackState:
-        processes = {str(n): ProcessState(str(p["url"]), _int(p.get("pid")), _int(p.get("exited")))
+        processes = {str(n): ProcessState(str(p["url"]), _int(p.get("pid")), _int(p.get("exited")), **_supervised(p))
                      for n, p in (doc.get("processes") or {}).items() if isinstance(p, dict) and "url" in p}
         for name, url in (doc.get("urls") or {}).items():  # the form of older state files
             processes.setdefault(str(name), ProcessState(str(url)))
-        servers = {str(n): ServerState(str(s["address"]), bool(s.get("embedded")), _int(s.get("pid")))
+        servers = {str(n): ServerState(str(s["address"]), bool(s.get("embedded")), _int(s.get("pid")), **_supervised(s))
                    for n, s in (doc.get("servers") or {}).items() if isinstance(s, dict) and "address" in s}
         return cls(data_dir=data_dir, pid=int(doc["pid"]), ready=bool(doc.get("ready")),
                    ready_in=doc.get("ready_in"), started_at=doc.get("started_at"),

@@ -1,19 +1,20 @@
 """`status` of a running stack from live checks: every process's /health, and the database and broker ports.
 
 The state file says what should run and where; only the checks say whether it does. One line per
-process and server: name, address, health, pid.
+process and server: name, address, pid, health, then what the stack's supervision recorded: uptime,
+restarts and the last exit (a crash-looping one is unhealthy whatever its port says).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
 
-from eventbus.stack.state import StackState, pid_alive
+from eventbus.stack.state import StackState, Supervised, pid_alive
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,32 @@ class Check:
     healthy: bool
     detail: str
     pid: str = "-"
+    #: from the state file (None when the stack does not supervise it, e.g. an external server)
+    state: str | None = None
+    uptime: float | None = None
+    restarts: int | None = None
+    last_exit: str | None = None
+    last_exit_at: float | None = None
+    recovered_in: float | None = None
+    crash_looping: bool = False
+    overrides: dict[str, str] | None = None
+
+
+def _with_life(check: Check, entry: Supervised | None) -> Check:
+    """The check with what the supervision recorded for the process or server; a crash-looping one is
+    unhealthy whatever its port says."""
+    if entry is None or entry.state is None:
+        return check
+    uptime = None
+    if entry.started_at is not None and entry.state in ("running", "starting"):
+        uptime = round(max(0.0, time.time() - entry.started_at), 1)
+    check = replace(check, state=entry.state, uptime=uptime, restarts=entry.restarts, last_exit=entry.last_exit,
+                    last_exit_at=entry.last_exit_at, recovered_in=entry.recovered_in,
+                    crash_looping=entry.crash_looping, overrides=dict(entry.overrides))
+    if entry.crash_looping:
+        check = replace(check, healthy=False,
+                        detail=f"CRASH-LOOPING ({entry.last_exit}; not restarted any more); now {check.detail}")
+    return check
 
 
 async def check_stack(state: StackState, timeout: float = 3.0) -> list[Check]:
@@ -65,26 +92,36 @@ async def _check_server(state: StackState, name: str, hosts: list[tuple[str, int
     if server is not None:
         pid += " (embedded)" if server.embedded else " (external)"
     address = ",".join(f"{h}:{p}" for h, p in hosts)
+    if server is not None and server.state in ("waiting", "restarting", "crash-looping", "exited") and \
+            server.pid is not None:
+        pid = f"{server.pid} ({_exit_word(server.last_exit)})"
     if not hosts:
-        return Check(name, "?", False, "no address recorded", pid)
+        return _with_life(Check(name, "?", False, "no address recorded", pid), server)
     if len(failures) == len(hosts):
-        return Check(name, address, False, "DOWN: " + "; ".join(failures), pid)
+        return _with_life(Check(name, address, False, "DOWN: " + "; ".join(failures), pid), server)
     detail = "ok (port open)" if not failures else f"ok ({len(hosts) - len(failures)} of {len(hosts)} answer)"
-    return Check(name, address, True, detail, pid)
+    return _with_life(Check(name, address, True, detail, pid), server)
 
 
 async def _check_process(state: StackState, client: httpx.AsyncClient, name: str) -> Check:
     process = state.processes[name]
     pid = "-" if process.pid is None else _pid(process.pid)
     if process.exited is not None:
-        pid = f"{process.pid} (exited {process.exited})"
+        # until the process started again answers: the last one's exit
+        pid = (f"{process.pid} (restarting; exited {process.exited})" if process.state == "starting"
+               else f"{process.pid} (exited {process.exited})")
     try:
         response = await client.get(f"{process.url}/health")
     except httpx.HTTPError as exc:
-        return Check(name, process.url, False, f"DOWN: {_reason(exc)}", pid)
+        return _with_life(Check(name, process.url, False, f"DOWN: {_reason(exc)}", pid), process)
     if response.status_code == 200:
-        return Check(name, process.url, True, "ok", pid)
-    return Check(name, process.url, False, f"UNHEALTHY {response.status_code}: {_failing(response)}", pid)
+        return _with_life(Check(name, process.url, True, "ok", pid), process)
+    return _with_life(Check(name, process.url, False, f"UNHEALTHY {response.status_code}: {_failing(response)}",
+                            pid), process)
+
+
+def _exit_word(last_exit: str | None) -> str:
+    return "down" if not last_exit else last_exit.split(" (")[0]
 
 
 def _pid(pid: int) -> str:
@@ -121,9 +158,11 @@ def render(state: StackState, checks: list[Check], data_dir_shown: str) -> list[
         head += f", ready in {state.ready_in} s"
     if state.started_at:
         head += f", up {_duration(time.time() - state.started_at)}"
-    lines = [head, f"  {'NAME':<18}{'ADDRESS':<28}{'PID':<20}HEALTH"]
-    lines += [f"  {c.name:<18}{c.address:<28}{c.pid:<20}{c.detail}" for c in checks]
+    lines = [head, f"  {'NAME':<18}{'ADDRESS':<28}{'PID':<20}{'HEALTH':<24}  {'UPTIME':<9}{'RESTARTS':<10}LAST EXIT"]
+    lines += [f"  {c.name:<18}{c.address:<28}{c.pid:<20}{c.detail:<24}  {_uptime(c):<9}{_restarts(c):<10}"
+              f"{_last_exit(c)}".rstrip() for c in checks]
     bad = [c.name for c in checks if not c.healthy]
+    looping = [c for c in checks if c.crash_looping]
     if not checks:
         lines.append("nothing to check yet: the stack is starting")
     elif bad:
@@ -131,7 +170,30 @@ def render(state: StackState, checks: list[Check], data_dir_shown: str) -> list[
                      f"(logs: {data_dir_shown}/logs/<name>.log; `make restart NAME=<name>` restarts a process)")
     else:
         lines.append(f"all {len(checks)} healthy")
+    for c in looping:
+        lines.append(f"{c.name} is crash-looping: the stack stopped restarting it (last: {c.last_exit}). Fix it, then "
+                     f"`make restart NAME={c.name}`" + (f" (overrides in force: "
+                                                        f"{', '.join(f'{k}={v}' for k, v in c.overrides.items())}; "
+                                                        "ARGS=\"--unset K\" removes one)" if c.overrides else ""))
     return lines
+
+
+def _uptime(c: Check) -> str:
+    if c.state is None:
+        return "-"
+    return _duration(c.uptime) if c.uptime is not None else "down"
+
+
+def _restarts(c: Check) -> str:
+    return "-" if c.restarts is None else str(c.restarts)
+
+
+def _last_exit(c: Check) -> str:
+    if not c.last_exit:
+        return "-"
+    when = f", {_duration(time.time() - c.last_exit_at)} ago" if c.last_exit_at else ""
+    back = f"; back in {c.recovered_in:.1f} s" if c.recovered_in is not None and not c.crash_looping else ""
+    return f"{c.last_exit}{when}{back}"
 
 
 def _duration(seconds: float) -> str:

@@ -1,6 +1,7 @@
 """Start service processes, wait for their /health, stop them all with nothing left behind.
 
-Each child runs in its own session (process group), so stopping it also stops anything it forked.
+Each child runs in its own session (process group), so stopping it also stops anything it forked. Keeping
+them running (restarts, backoff, crash loops) is `eventbus.stack.supervision`'s job.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Supervisor:
         self.base_env = dict(base_env)
         self.specs: dict[str, ProcessSpec] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: when each process was last started (epoch seconds)
+        self.started_at: dict[str, float] = {}
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -56,6 +59,7 @@ class Supervisor:
                 spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.base_env, **spec.env}, start_new_session=True)
         self.processes[spec.name] = process
+        self.started_at[spec.name] = time.time()
         return process
 
     def restart(self, name: str) -> subprocess.Popen[bytes]:

@@ -3,7 +3,9 @@
 `run` starts embedded PostgreSQL unless DATABASE_URL is set and Tansu unless KAFKA_BOOTSTRAP_SERVERS
 is set, creates and migrates the databases, declares the topics, starts the registry (which loads
 schemas/), the three APIs, the two relays and the two workers, waits for every /health, prints the
-URLs and one "ready in N s" line, and on Ctrl-C or SIGTERM stops everything it started.
+URLs and one "ready in N s" line, then keeps them running: whatever exits or stops answering its health
+check is started again, with backoff, until it crash-loops (`eventbus.stack.supervision`; STACK_AUTO_RESTART=0
+turns that off). On Ctrl-C or SIGTERM it stops everything it started.
 """
 
 from __future__ import annotations
@@ -17,23 +19,29 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from eventbus.migrate import ALL_DATABASES
-from eventbus.stack.broker import BrokerError
-from eventbus.stack.postgres import EmbeddedPostgresError
-from eventbus.stack.restart import request_restart, restart_file, serve_restart
+from eventbus.stack.restart import request_restart
 from eventbus.stack.state import pid_alive, read_state, remove_state, write_state
 from eventbus.stack.status import check_stack, render
-from eventbus.stack.supervisor import StartupError
 from eventbus.stack.target import shown_path, why_no_stack
-from eventbus.topics import TopicMismatch
 from services.stack.settings import StackSettings
-from services.stack.system import Stack
-from services.stack.topology import initialise
-from services.stages import StartRefused
+
+if TYPE_CHECKING:
+    from services.stack.system import Stack
+
+# `status`, `stop` and `restart` import only what they use: `status` answers in a fraction of a second, while
+# `run` and `init` import the services' code (migrations, Kafka clients) inside their functions.
 
 
 def cmd_run(s: StackSettings) -> int:
+    from eventbus.stack.broker import BrokerError
+    from eventbus.stack.postgres import EmbeddedPostgresError
+    from eventbus.stack.supervisor import StartupError
+    from eventbus.topics import TopicMismatch
+    from services.stack.system import Stack
+    from services.stages import StartRefused
+
     running = read_state(s.stack_data_dir)
     if running:
         print(f"the stack is already running (pid {running.pid}); `make stop` first", file=sys.stderr)
@@ -51,27 +59,18 @@ def cmd_run(s: StackSettings) -> int:
     write_state(s.stack_data_dir, ready=False, started_at=started_at)
     try:
         ready_in = round(stack.up(), 1)
-        record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
+
+        def save() -> None:
+            record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
+
+        save()
         urls = stack.urls()
         for name, url in urls.items():
             print(f"  {name:<17} {url}")
         print(f"logs: {stack.log_dir}/<process>.log")
+        print(f"supervision: {s.restart_policy().describe()}")
         print(f"ready in {ready_in:.1f} s  (Ctrl-C stops everything)", flush=True)
-        reported: set[str] = set()
-        while not stop:
-            time.sleep(0.3)
-            assert stack.supervisor is not None
-            changed = False
-            if restart_file(s.stack_data_dir).exists():
-                serve_restart(s.stack_data_dir, stack.supervisor, reported)
-                changed = True
-            for name, code in stack.supervisor.exited().items():
-                if name not in reported:
-                    reported.add(name)
-                    changed = True
-                    print(f"!! {name} exited with code {code}; see {stack.supervisor.log_path(name)}", flush=True)
-            if changed:  # the state file has each process's pid, and its exit code once it exited
-                record(s, stack, ready=True, ready_in=ready_in, started_at=started_at)
+        stack.supervise(lambda: stop, save)
         return 0
     except (StartupError, BrokerError, EmbeddedPostgresError, TopicMismatch, StartRefused) as exc:
         print(f"startup failed: {exc}", file=sys.stderr)
@@ -93,12 +92,14 @@ def record(s: StackSettings, stack: Stack, *, ready: bool, ready_in: float, star
                 servers={name: dataclasses.asdict(v) for name, v in stack.servers().items()})
 
 
-def cmd_restart(s: StackSettings, name: str, env: list[str]) -> int:
+def cmd_restart(s: StackSettings, name: str, env: list[str], unset: list[str] | None = None,
+                clear_env: bool = False) -> int:
     state = read_state(s.stack_data_dir)
     if not state or not state.ready:
         print("the stack is not running; `make run-bg` first", file=sys.stderr)
         return 1
-    return request_restart(s.stack_data_dir, state.urls, name, env, s.ready_timeout)
+    return request_restart(s.stack_data_dir, state.urls, name, env, s.ready_timeout, unset=unset,
+                           clear_env=clear_env)
 
 
 def cmd_run_bg(s: StackSettings) -> int:
@@ -151,6 +152,9 @@ def cmd_init(s: StackSettings) -> int:
         print("init needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (it does not start the embedded stack)",
               file=sys.stderr)
         return 2
+    from eventbus.migrate import ALL_DATABASES
+    from services.stack.topology import initialise
+
     created = initialise(s.database_url, s.kafka_bootstrap_servers, s.topic_replication_factor, s.stack_start)
     print(f"databases migrated: {', '.join(ALL_DATABASES)}; topics created: {', '.join(created) or 'none'}")
     return 0
@@ -188,16 +192,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["run", "run-bg", "stop", "status", "init", "restart"],
                         help="run: foreground; run-bg: background; stop; status; init: migrate and declare "
                              "topics on external servers; restart NAME: restart one process of a running stack")
-    parser.add_argument("name", nargs="?", help="restart: the process, e.g. bonus-worker")
+    parser.add_argument("name", nargs="?", help="restart: the process (e.g. bonus-worker), or postgresql or kafka")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="restart: set this variable for the restarted process (repeatable)")
+                        help="restart: set this variable for the restarted process, and its later restarts "
+                             "(repeatable)")
+    parser.add_argument("--unset", action="append", default=[], metavar="NAME",
+                        help="restart: drop a variable an earlier --env set (repeatable)")
+    parser.add_argument("--clear-env", action="store_true", help="restart: drop every variable earlier --env set")
     parser.add_argument("--json", action="store_true", help="status: machine-readable output")
     args = parser.parse_args(argv)
     settings = StackSettings()
     if args.command == "restart":
         if not args.name:
             parser.error("restart needs the process name, e.g. `restart bonus-worker`")
-        sys.exit(cmd_restart(settings, args.name, args.env))
+        sys.exit(cmd_restart(settings, args.name, args.env, args.unset, args.clear_env))
     if args.command == "status":
         sys.exit(cmd_status(settings, args.json))
     commands = {"run": cmd_run, "run-bg": cmd_run_bg, "stop": cmd_stop, "init": cmd_init}

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventbus.settings import EMBEDDED_BOOTSTRAP_SERVERS, EMBEDDED_DATABASE_URL
 from eventbus.stack.state import DEFAULT_DATA_DIR
+from eventbus.stack.supervision import RestartPolicy
 
 
 def _port(address: str) -> int:
@@ -40,5 +41,24 @@ class StackSettings(BaseSettings):
     #: STACK_START: where a fresh data folder starts, seed 004's "before" state or its "final" one
     stack_start: Literal["before", "final"] = "before"
     ready_timeout: float = 120.0
+    #: supervision (eventbus.stack.supervision): restart what exits or stops answering its health check, with
+    #: backoff; more than STACK_CRASH_LOOP_RESTARTS restarts in STACK_CRASH_LOOP_WINDOW s: crash-looping, left down
+    stack_auto_restart: bool = True
+    stack_restart_backoff: float = 0.5
+    stack_restart_backoff_max: float = 30.0
+    stack_crash_loop_restarts: int = 5
+    stack_crash_loop_window: float = 60.0
+    stack_health_interval: float = 2.0
+    stack_health_timeout: float = 3.0
+    #: refused or timed-out /health checks in a row that make the stack restart a process (a 503 never does)
+    stack_health_failures: int = 3
     #: 1 on the embedded broker; 3 on the compose cluster (min.insync.replicas=2)
     topic_replication_factor: int = 1
+
+    def restart_policy(self) -> RestartPolicy:
+        return RestartPolicy(
+            auto_restart=self.stack_auto_restart, backoff_initial=self.stack_restart_backoff,
+            backoff_max=self.stack_restart_backoff_max, crash_loop_restarts=self.stack_crash_loop_restarts,
+            crash_loop_window=self.stack_crash_loop_window, health_interval=self.stack_health_interval,
+            health_timeout=self.stack_health_timeout, health_failures=self.stack_health_failures,
+            start_timeout=self.ready_timeout)

@@ -1,20 +1,24 @@
-"""`Stack`: the servers and processes of one running system, started in order and stopped together."""
+"""`Stack`: the servers and processes of one running system, started in order, kept running (`supervise`)
+and stopped together."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventbus.migrate import ALL_DATABASES
 from eventbus.stack.broker import TansuBroker, port_open
 from eventbus.stack.postgres import EmbeddedPostgres
 from eventbus.stack.state import ProcessState, ServerState
+from eventbus.stack.supervision import BrokerUnit, PostgresUnit, ServiceUnit, Supervision, Unit
 from eventbus.stack.supervisor import StartupError, Supervisor
 from eventbus.stack.target import address
 from services import stages
 from services.stack.settings import StackSettings
-from services.stack.topology import initialise, planned, port_clashes, process_specs
+from services.stack.topology import BROKER_BOUND, declare_topics, initialise, planned, port_clashes, process_specs
 from services.stack.topology import registry_url as planned_registry_url
 
 
@@ -27,6 +31,9 @@ class Stack:
     database_url: str = ""
     bootstrap_servers: str = ""
     registry_url: str = ""
+    supervision: Supervision | None = None
+    #: when each embedded server was started (epoch seconds)
+    server_started_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -48,6 +55,7 @@ class Stack:
             say(f"PostgreSQL: external ({redact(self.database_url)})")
         else:
             self.postgres = EmbeddedPostgres(s.stack_data_dir / "pg", s.embedded_pg_port)
+            self.server_started_at["postgresql"] = time.time()
             self.database_url = self.postgres.start()
             say(f"PostgreSQL: embedded, {self.database_url} (data in {self.postgres.data_dir})")
         if s.kafka_bootstrap_servers:
@@ -55,6 +63,7 @@ class Stack:
             say(f"Kafka: external ({self.bootstrap_servers})")
         else:
             self.broker = TansuBroker(s.embedded_kafka_port, self.log_dir / "tansu.log")
+            self.server_started_at["kafka"] = time.time()
             self.bootstrap_servers = self.broker.start()
             say(f"Kafka: embedded Tansu, {self.bootstrap_servers} (memory storage)")
         created = initialise(self.database_url, self.bootstrap_servers, s.topic_replication_factor, s.stack_start)
@@ -91,22 +100,59 @@ class Stack:
             raise StartupError(f"ports already taken on {s.host}: {', '.join(taken)}. Is another stack running "
                                "(`make status`, `make stop`)?")
 
+    def supervise(self, should_stop: Callable[[], bool], on_change: Callable[[], None]) -> None:
+        """Keep every process and embedded server running until `should_stop()` (eventbus.stack.supervision),
+        serving `restart` requests; `on_change` writes the state file."""
+        assert self.supervisor is not None
+        units: list[Unit] = []
+        if self.postgres is not None:
+            units.append(PostgresUnit(self.postgres))
+        if self.broker is not None:
+            # it comes back empty: the topics again (not those a playbook deleted for good), then the workers
+            units.append(BrokerUnit(self.broker, after_restart=self._declare_topics, restart_after=BROKER_BOUND))
+        units += [ServiceUnit(self.supervisor, spec, self.settings.host) for spec in self.supervisor.specs.values()]
+        for unit in units:
+            unit.started_at = self.server_started_at.get(unit.name, unit.started_at)
+        self.supervision = Supervision(units, self.settings.restart_policy(), on_change=on_change,
+                                       say=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
+        asyncio.run(self.supervision.run(should_stop, self.settings.stack_data_dir))
+
+    async def _declare_topics(self) -> str:
+        created = await declare_topics(self.database_url, self.bootstrap_servers,
+                                       self.settings.topic_replication_factor)
+        return f"topics declared again ({len(created)} created)"
+
     def processes(self) -> dict[str, ProcessState]:
-        """Each process's URL and pid, and its exit code if it exited, for the state file."""
+        """Each process's URL and pid, its exit code while it is down, and what the supervision knows of it,
+        for the state file."""
         if self.supervisor is None:
             return {}
-        exited = self.supervisor.exited()
-        return {name: ProcessState(url, self.supervisor.processes[name].pid, exited.get(name))
+        watching = self.supervision
+        if watching is None:
+            exited = self.supervisor.exited()
+            return {name: ProcessState(url, self.supervisor.processes[name].pid, exited.get(name))
+                    for name, url in self.urls().items()}
+        return {name: ProcessState(url, watching.pid(name), watching.records[name].exited, **watching.snapshot(name))
                 for name, url in self.urls().items()}
 
     def servers(self) -> dict[str, ServerState]:
         found = {}
+        watching = self.supervision
         if self.database_url:
             pid = self.postgres.postmaster_pid() if self.postgres is not None else None
-            found["postgresql"] = ServerState(address("database", self.database_url), self.postgres is not None, pid)
+            life = watching.snapshot("postgresql") if watching is not None and self.postgres is not None else {}
+            if life:
+                assert watching is not None
+                pid = watching.pid("postgresql")
+            found["postgresql"] = ServerState(address("database", self.database_url), self.postgres is not None, pid,
+                                              **life)
         if self.bootstrap_servers:
             pid = self.broker.process.pid if self.broker is not None and self.broker.process is not None else None
-            found["kafka"] = ServerState(self.bootstrap_servers, self.broker is not None, pid)
+            life = watching.snapshot("kafka") if watching is not None and self.broker is not None else {}
+            if life:
+                assert watching is not None
+                pid = watching.pid("kafka")
+            found["kafka"] = ServerState(self.bootstrap_servers, self.broker is not None, pid, **life)
         return found
 
     def down(self) -> None:

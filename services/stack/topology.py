@@ -92,12 +92,23 @@ def all_topics(replication_factor: int = 1) -> list[TopicSpec]:
     return events + dlqs
 
 
+#: the processes whose Kafka clients cannot survive a broker that lost its state: a running aiokafka consumer
+#: keeps its old position on a recreated topic and sees nothing new until it restarts (measured on Tansu).
+#: The relays' producers and the APIs' broker checks reconnect by themselves.
+BROKER_BOUND = ("bonus-worker", "hiring-worker")
+
+
+async def declare_topics(database_url: str, bootstrap_servers: str, replication_factor: int) -> list[str]:
+    """Declare every topic but those a playbook deleted for good; return the topics created."""
+    retired = await stages.retired_topics(database_url)
+    wanted = [t for t in all_topics(replication_factor) if not any(r in t.name for r in retired)]
+    return await ensure_topics(bootstrap_servers, wanted)
+
+
 def initialise(database_url: str, bootstrap_servers: str, replication_factor: int,
                start: stages.Start = "before") -> list[str]:
     """Create and migrate the databases (a fresh folder to seed 004's "before" state, or its final state;
     a used one keeps its state) and declare the topics, but those a playbook deleted for good; return the
     topics created."""
     stages.migrate(database_url, start)
-    retired = asyncio.run(stages.retired_topics(database_url))
-    wanted = [t for t in all_topics(replication_factor) if not any(r in t.name for r in retired)]
-    return asyncio.run(ensure_topics(bootstrap_servers, wanted))
+    return asyncio.run(declare_topics(database_url, bootstrap_servers, replication_factor))

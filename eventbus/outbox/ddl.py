@@ -68,3 +68,52 @@ def drop_v1() -> list[str]:
         "DROP TABLE outbox_leases",
         "DROP TABLE outbox_relays",
     ]
+
+
+def create_broker_loss_v1() -> list[str]:
+    """What the relays need to notice that the broker lost acknowledged records and to publish the outbox's
+    retained window again (`eventbus.outbox.loss`): the offsets the broker confirmed, the losses declared, and
+    per lease partition the last loss its retained rows were re-published for."""
+    return [
+        """
+        CREATE TABLE outbox_broker_offsets (
+            topic TEXT NOT NULL,
+            partition INTEGER NOT NULL,
+            high_offset BIGINT NOT NULL,
+            loss_id BIGINT NOT NULL DEFAULT 0,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+            PRIMARY KEY (topic, partition)
+        )
+        """,
+        "COMMENT ON COLUMN outbox_broker_offsets.high_offset IS "
+        "'the highest base offset of a record batch of this outbox the broker confirmed on the partition, counted "
+        "since loss loss_id: a log that ends at or below it lost acknowledged records'",
+        """
+        CREATE TABLE outbox_broker_losses (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            detected_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+            detected_by TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            republished BIGINT NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE outbox_broker_lost_partitions (
+            loss_id BIGINT NOT NULL REFERENCES outbox_broker_losses (id) ON DELETE CASCADE,
+            topic TEXT NOT NULL,
+            partition_count INTEGER NOT NULL,
+            partition INTEGER NOT NULL,
+            PRIMARY KEY (loss_id, topic, partition)
+        )
+        """,
+        "ALTER TABLE outbox_leases ADD COLUMN recovered_loss BIGINT NOT NULL DEFAULT 0",
+    ]
+
+
+def drop_broker_loss_v1() -> list[str]:
+    return [
+        "ALTER TABLE outbox_leases DROP COLUMN recovered_loss",
+        "DROP TABLE outbox_broker_lost_partitions",
+        "DROP TABLE outbox_broker_losses",
+        "DROP TABLE outbox_broker_offsets",
+    ]

@@ -28,6 +28,9 @@ class RelayConfig:
     #: minute, and a busy outbox grows on disk without bound in between.
     vacuum_after_deleted: int = 50_000
     idempotence: Idempotence = "auto"
+    #: how often a relay asks the broker whether it still holds what it confirmed (a new connection to the broker
+    #: is always checked before anything is sent on it): an idle relay notices a lost log this late at most
+    loss_check_interval: float = 2.0
 
     @property
     def round_budget(self) -> float:

@@ -48,6 +48,7 @@ class RelaySettings(CommonSettings):
     relay_cleanup_batch: int = 5000
     relay_vacuum_after_deleted: int = 50_000
     relay_idempotence: Idempotence = "auto"
+    relay_loss_check_interval: float = 2.0
     #: the outbox's database when it is none of the services' (a relay for any outbox: tests, operators)
     relay_database_url: str | None = None
 
@@ -76,6 +77,7 @@ class RelaySettings(CommonSettings):
             cleanup_batch=self.relay_cleanup_batch,
             vacuum_after_deleted=self.relay_vacuum_after_deleted,
             idempotence=self.relay_idempotence,
+            loss_check_interval=self.relay_loss_check_interval,
         )
 
 

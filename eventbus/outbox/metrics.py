@@ -36,6 +36,14 @@ class RelayMetrics:
                                  ["service"], registry=self.registry).labels(**labels)
         self.errors = Counter("outbox_relay_errors", "Relay rounds that failed with an unexpected error",
                               ["service"], registry=self.registry).labels(**labels)
+        self.broker_losses = Counter("outbox_broker_losses", "Times this relay found that the broker had lost records "
+                                     "it confirmed, and declared it (once per loss, whichever relay saw it first)",
+                                     ["service"], registry=self.registry).labels(**labels)
+        self.republished = Counter("outbox_republished", "Published rows this relay made unpublished again after a "
+                                   "broker loss (its lease partitions' share of the retained window)",
+                                   ["service"], registry=self.registry).labels(**labels)
+        self.broker_checks = Counter("outbox_broker_checks", "Times the relay asked the broker whether it still "
+                                     "holds what it confirmed", ["service"], registry=self.registry).labels(**labels)
 
     def set_breaker(self, state: BreakerState) -> None:
         self.breaker.set(int(state))

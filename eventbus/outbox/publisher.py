@@ -5,6 +5,11 @@ batches, the next only after the broker confirmed the previous one, and a group 
 failure. So nothing of a key is ever written after a failed earlier row of the same key: a retry
 may duplicate a confirmed-but-unacknowledged batch, never reorder. The partition is computed from
 the stored murmur2 hash exactly as Kafka's default partitioner would.
+
+The offsets the broker confirms come back per partition (the highest batch base offset): the relay keeps
+them to notice a broker that lost its log (`eventbus.outbox.loss`). A group also stops when a batch lands at
+or below the floor it was given (the log went back), and `probe` asks the broker, over the producer's own
+connection, which topics exist and where each partition's log ends.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition as AioTopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.offset import OffsetRequest
 
 from eventbus.outbox.store import OutboxRow
 
@@ -26,11 +34,30 @@ log = logging.getLogger(__name__)
 Idempotence = Literal["auto", "on", "off"]
 
 
+TopicPartition = tuple[str, int]
+
+
 @dataclass
 class PublishOutcome:
     confirmed: list[int] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)  # sizes of the confirmed record batches
     error: BaseException | None = None
+    #: the highest base offset the broker confirmed a batch at, per partition
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    #: partitions where a batch landed at or below the floor: (floor, where it landed)
+    went_back: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the broker holds: the topics, and where the log of each partition asked about ends."""
+
+    topics: dict[str, int]  # topic -> partition count
+    ends: dict[TopicPartition, int]  # ListOffsets(latest): Tansu answers the last batch's base offset + 1
+
+
+class ProbeFailed(RuntimeError):
+    pass
 
 
 class IdempotenceUnsupported(RuntimeError):
@@ -136,7 +163,48 @@ class KafkaPublisher:
             self._partitions[topic] = count
         return count
 
-    async def publish(self, rows: list[OutboxRow]) -> PublishOutcome:
+    def connections(self) -> list[Any]:
+        """The producer's open broker connections (aiokafka's private `client._conns`): a new one may lead to a
+        broker that restarted since the last probe."""
+        if self._producer is None:
+            return []
+        return list(getattr(self._producer.client, "_conns", {}).values())
+
+    async def probe(self, partitions: Collection[TopicPartition]) -> Probe:
+        """Which topics exist (Metadata for all topics: that creates none) and where the log of each of
+        `partitions` ends, asked over the producer's own connections."""
+        assert self._producer is not None
+        client = self._producer.client
+        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout=self.request_timeout * 2)
+        topics = {t: len(metadata.partitions_for_topic(t) or ()) for t in metadata.topics()}
+        by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+        for topic, partition in partitions:
+            if topic in topics:
+                leader = metadata.leader_for_partition(AioTopicPartition(topic, partition))
+                if leader is None or leader < 0:
+                    raise ProbeFailed(f"no leader for {topic}[{partition}]")
+                by_leader[leader][topic].append((partition, -1))  # -1: the latest offset
+        ends: dict[TopicPartition, int] = {}
+        for leader, asked in by_leader.items():
+            response = await asyncio.wait_for(
+                client.send(leader, OffsetRequest(-1, 0, [(t, ps) for t, ps in asked.items()])),
+                timeout=self.request_timeout * 2)
+            for topic, answers in response.topics:
+                for answer in answers:
+                    partition, error_code = answer[0], answer[1]
+                    offset = answer[3] if len(answer) > 3 else (answer[2][0] if answer[2] else 0)
+                    if error_code == 3:  # UNKNOWN_TOPIC_OR_PARTITION: gone since the metadata answer
+                        topics.pop(topic, None)
+                    elif error_code:
+                        raise ProbeFailed(f"ListOffsets {topic}[{partition}]: error code {error_code}")
+                    else:
+                        ends[(topic, partition)] = offset
+        return Probe(topics, ends)
+
+    async def publish(self, rows: list[OutboxRow], floor: Mapping[TopicPartition, int] | None = None
+                      ) -> PublishOutcome:
+        """Send `rows`; a partition's group stops after a batch the broker put at or below `floor` (its log went
+        back: what follows must wait for the relay to publish the retained window again)."""
         outcome = PublishOutcome()
         try:
             await self.start()
@@ -147,10 +215,13 @@ class KafkaPublisher:
         except Exception as exc:  # broker unreachable: the relay's breaker decides what next
             outcome.error = exc
             return outcome
-        await asyncio.gather(*(self._send_group(t, p, g, outcome) for (t, p), g in groups.items()))
+        floor = floor or {}
+        await asyncio.gather(*(self._send_group(t, p, g, outcome, floor.get((t, p), -1))
+                               for (t, p), g in groups.items()))
         return outcome
 
-    async def _send_group(self, topic: str, partition: int, rows: list[OutboxRow], outcome: PublishOutcome) -> None:
+    async def _send_group(self, topic: str, partition: int, rows: list[OutboxRow], outcome: PublishOutcome,
+                          floor: int) -> None:
         assert self._producer is not None
         start = 0
         while start < len(rows):
@@ -168,10 +239,15 @@ class KafkaPublisher:
             try:
                 future = await self._producer.send_batch(batch, topic, partition=partition)
                 # backstop above aiokafka's own request timeout, which normally fires first
-                await asyncio.wait_for(future, timeout=self.request_timeout * 2)
+                metadata = await asyncio.wait_for(future, timeout=self.request_timeout * 2)
             except Exception as exc:
                 outcome.error = outcome.error or exc
                 return
             outcome.confirmed.extend(r.id for r in rows[start:end])
             outcome.batches.append(end - start)
             start = end
+            tp = (topic, partition)
+            outcome.offsets[tp] = max(outcome.offsets.get(tp, -1), metadata.offset)
+            if metadata.offset <= floor:
+                outcome.went_back[tp] = (floor, metadata.offset)
+                return

@@ -6,7 +6,8 @@ next owner to republish (duplicates possible, loss impossible). The mark of one 
 next round is fetched and sent (that fetch leaves the ids being marked out). Broker failures go through
 exponential backoff with full jitter and a circuit breaker; database failures make the relay wait and
 resume, keeping broker-confirmed ids in memory until they can be marked. Retention (deleting old
-published rows, then VACUUM) runs beside the publishing loop.
+published rows, then VACUUM) runs beside the publishing loop. A broker that lost records it had confirmed is
+noticed and the retained window of what it lost is published again (`eventbus.outbox.loss`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from eventbus.failures import DB_UNAVAILABLE
 from eventbus.outbox import store
 from eventbus.outbox.config import RelayConfig
 from eventbus.outbox.leases import LeaseManager
+from eventbus.outbox.loss import BrokerLog, Confirmed, Finding
 from eventbus.outbox.metrics import RelayMetrics
-from eventbus.outbox.publisher import KafkaPublisher
+from eventbus.outbox.publisher import KafkaPublisher, Probe
 from eventbus.outbox.retention import Retention
 from eventbus.outbox.wakeup import Wakeup
 from eventbus.resilience import Backoff, BreakerState, CircuitBreaker
@@ -80,11 +82,12 @@ class Relay:
         self.failures_total = 0
         self.last_error: str | None = None
         self.database_ok = False
-        self._pending: list[int] = []  # broker-confirmed, not yet marked published
+        self._pending = Confirmed()  # broker-confirmed, not yet marked published
         # The mark of the last round runs while the next round is fetched and sent (its ids are left out of
         # that fetch); at most one mark is in flight, and it is awaited before any wait or heartbeat.
         self._marking: asyncio.Task[None] | None = None
-        self._marking_ids: list[int] = []
+        self._marking_batch = Confirmed()
+        self.broker = BrokerLog(self.instance_id, self.metrics, interval=config.loss_check_interval)
         self._stop = asyncio.Event()
         self._next_heartbeat = 0.0
         self.wakeup = Wakeup(dsn, Backoff(base=config.backoff_base, cap=config.backoff_cap))
@@ -125,7 +128,7 @@ class Relay:
                 await self._mark()
             except DB_UNAVAILABLE as exc:
                 log.warning("could not mark %d confirmed rows on shutdown (%r); they will be republished",
-                            len(self._pending), exc)
+                            len(self._pending.ids), exc)
         await self.publisher.stop()
         if self.pool is not None:
             try:
@@ -141,6 +144,8 @@ class Relay:
             # the round, the mark in flight and the retention cleanup each hold one connection at most
             self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, timeout=5,
                                                   command_timeout=30)
+        if self.broker.persisted is None:
+            await self.broker.load(self.pool)
         if self._pending or (self._marking is not None and self._marking.done()):
             await self._mark()
         now = time.monotonic()
@@ -159,10 +164,16 @@ class Relay:
             await self._mark()
             await self._sleep(max(0.05, min(self.breaker.retry_in(), self.config.heartbeat_interval)))
             return
+        if self.broker.check_due(self.publisher.started, self.publisher.connections()) \
+                and not await self._check_broker():
+            return
+        if self.broker.recovery_due:
+            await self._mark()  # what was confirmed before is marked, then made unpublished again with the rest
+            await self.broker.recover(self.pool, self.leases.owned)
         trial = self.breaker.state is BreakerState.HALF_OPEN
         limit = 1 if trial else self.config.batch_size
         self.paused_in_effect = sorted(self.paused_topics())
-        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_ids,
+        rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_batch.ids,
                                              self.paused_in_effect)
         if not rows:
             self.breaker.release_trial()
@@ -181,14 +192,18 @@ class Relay:
             except Exception as exc:
                 await self._publish_failed(exc)
                 return
-        outcome = await self.publisher.publish(rows)
-        self._pending.extend(outcome.confirmed)
+        seen_loss = self.broker.latest_loss
+        outcome = await self.publisher.publish(rows, self.broker.floor())
+        self._pending.add(outcome.confirmed, self.broker.confirmed(outcome), seen_loss)
         self.published_total += len(outcome.confirmed)
         self.metrics.published.inc(len(outcome.confirmed))
         for size in outcome.batches:
             self.metrics.batch_size.observe(size)
         await self._finish_marking()
         self._start_marking()
+        if outcome.went_back:
+            # what the round sent after the loss is on the new log already; the rest waits for the window
+            await self._declare(self.broker.went_back(outcome, await self._partition_counts()))
         if outcome.error is None:
             self.breaker.record_success()
             self.backoff.reset()
@@ -200,6 +215,45 @@ class Relay:
         await ensure_topics(self.bootstrap_servers, [t for t in self.topics if t.name not in retired],
                             timeout=self.config.publish_timeout)
         await self.publisher.start()
+
+    # -- a broker that lost what it confirmed (eventbus.outbox.loss) -----------------------------------
+    async def _check_broker(self) -> bool:
+        """Ask the broker whether it still holds what it confirmed; declare a loss if not. False when it could
+        not be asked (handled as a failed publish: backoff and breaker)."""
+        self.metrics.broker_checks.inc()
+        retired = set(self.retired_topics())
+        try:
+            if not self.publisher.started:
+                await asyncio.wait_for(self._start_publisher(), timeout=4 * self.config.publish_timeout)
+            probe = await self.publisher.probe(self.broker.partitions())
+            finding = self.broker.lost_in(probe, retired, await self._partition_counts(probe))
+            missing = [t for t in self.topics if t.name not in probe.topics and t.name not in retired]
+            if missing:  # declared again before anything is sent: a producer would create them with any count
+                await ensure_topics(self.bootstrap_servers, missing, timeout=self.config.publish_timeout)
+        except Exception as exc:
+            await self._publish_failed(exc)
+            return False
+        self.broker.checked(self.publisher.connections())
+        if finding is not None:
+            await self._declare(finding)
+        return True
+
+    async def _declare(self, finding: Finding) -> None:
+        assert self.pool is not None
+        await self.broker.declare(self.pool, finding)
+        if await self.broker.unrecovered(self.pool, self.leases.owned):
+            self.broker.recovery_due = True
+
+    async def _partition_counts(self, probe: Probe | None = None) -> dict[str, int]:
+        """Partition counts as declared, else as the broker or the producer knows them."""
+        counts = {t.name: t.partitions for t in self.topics}
+        for topic in {t for t, _ in self.broker.partitions()} - set(counts):
+            if probe is not None and probe.topics.get(topic):
+                counts[topic] = probe.topics[topic]
+            elif self.publisher.started:
+                with contextlib.suppress(Exception):
+                    counts[topic] = await asyncio.wait_for(self.publisher.partition_count(topic), 1.0)
+        return counts
 
     async def _publish_failed(self, exc: BaseException) -> None:
         self.failures_total += 1
@@ -215,9 +269,18 @@ class Relay:
     def _start_marking(self) -> None:
         assert self.pool is not None and self._marking is None
         if self._pending:
-            self._marking_ids, self._pending = self._pending, []
-            self._marking = asyncio.create_task(store.mark_published(self.pool, self._marking_ids),
-                                                name="outbox-mark")
+            self._marking_batch, self._pending = self._pending, Confirmed()
+            self._marking = asyncio.create_task(self._mark_batch(self.pool, self._marking_batch), name="outbox-mark")
+
+    async def _mark_batch(self, pool: asyncpg.Pool, batch: Confirmed) -> None:
+        if not self.broker.persisted:
+            if batch.ids:
+                await store.mark_published(pool, batch.ids)
+            return
+        seen = self.broker.latest_loss if batch.seen_loss is None else batch.seen_loss
+        if not await store.mark_confirmed(pool, batch.ids, seen, batch.offsets):
+            log.info("%d confirmed rows left unpublished: a broker loss was declared after they were sent, they go "
+                     "out again with the retained window", len(batch.ids))
 
     async def _finish_marking(self) -> None:
         """Wait for the mark in flight; if it failed, its ids go back to `_pending` and its error is raised."""
@@ -230,10 +293,10 @@ class Relay:
             if not task.done():  # we were cancelled, the mark goes on: settle it when it ends
                 self._marking = task
                 raise
-            self._pending = self._marking_ids + self._pending
-            self._marking_ids = []
+            self._pending.put_back(self._marking_batch)
+            self._marking_batch = Confirmed()
             raise
-        self._marking_ids = []
+        self._marking_batch = Confirmed()
 
     async def _mark(self) -> None:
         """Everything confirmed so far is marked published when this returns."""
@@ -246,6 +309,9 @@ class Relay:
         async with self.pool.acquire() as conn:
             owned = await self.leases.heartbeat(conn, self.status())
         self.metrics.leases.set(len(owned))
+        await self.broker.load(self.pool)
+        if await self.broker.unrecovered(self.pool, owned):
+            self.broker.recovery_due = True
         stats = await store.backlog(self.pool)
         self.metrics.backlog.set(stats.size)
         self.metrics.oldest_age.set(stats.oldest_age)
@@ -258,7 +324,7 @@ class Relay:
             self.leases.drop_all()
         delay = self.db_backoff.next_delay()
         log.warning("%s; retrying in %.2fs (%d confirmed rows kept to mark)", self.last_error, delay,
-                    len(self._pending))
+                    len(self._pending.ids))
         await self._sleep(delay)
 
     async def _unexpected(self, exc: BaseException) -> None:
@@ -290,4 +356,5 @@ class Relay:
             "paused_topics": self.paused_in_effect,
             "last_error": self.last_error,
             "pid": os.getpid(),
+            **self.broker.status(),
         }

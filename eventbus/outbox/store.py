@@ -17,6 +17,27 @@ ORDER BY id
 LIMIT $2
 """
 _MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
+# The mark of rows confirmed while the relay knew of losses up to $2, with the offsets the broker confirmed them
+# at. A loss declared since voids the mark (the rows may sit in the lost log: they go out again with the retained
+# window); an offset counted before a later loss of its partition never overwrites what that loss set.
+_MARK_CONFIRMED = """
+WITH current AS (SELECT NOT EXISTS (SELECT 1 FROM outbox_broker_losses WHERE id > $2) AS ok),
+marked AS (
+    UPDATE outbox SET published_at = clock_timestamp()
+    WHERE id = ANY($1::bigint[]) AND published_at IS NULL AND (SELECT ok FROM current)
+    RETURNING 1),
+highs AS (
+    INSERT INTO outbox_broker_offsets AS b (topic, partition, high_offset, loss_id)
+    SELECT t, p, o, l FROM unnest($3::text[], $4::int[], $5::bigint[], $6::bigint[]) AS h(t, p, o, l)
+    WHERE (SELECT ok FROM current)
+    ON CONFLICT (topic, partition) DO UPDATE
+        SET high_offset = CASE WHEN b.loss_id = EXCLUDED.loss_id THEN greatest(b.high_offset, EXCLUDED.high_offset)
+                               ELSE EXCLUDED.high_offset END,
+            loss_id = EXCLUDED.loss_id, updated_at = clock_timestamp()
+        WHERE b.loss_id <= EXCLUDED.loss_id
+    RETURNING 1)
+SELECT (SELECT ok FROM current), (SELECT count(*) FROM marked)
+"""
 _CLEAN = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox
@@ -66,6 +87,120 @@ async def fetch_unpublished(pool: asyncpg.Pool, partitions: list[int], limit: in
 
 async def mark_published(pool: asyncpg.Pool, ids: list[int]) -> None:
     await pool.execute(_MARK, ids)
+
+
+async def mark_confirmed(pool: asyncpg.Pool, ids: list[int], seen_loss: int,
+                         offsets: dict[tuple[str, int], tuple[int, int]]) -> bool:
+    """Mark `ids` published and record the offsets the broker confirmed ((topic, partition) -> (loss id, highest
+    batch base offset)), unless a loss after `seen_loss` was declared: then nothing is marked (False)."""
+    tps = list(offsets)
+    record = await pool.fetchrow(_MARK_CONFIRMED, ids, seen_loss, [t for t, _ in tps], [p for _, p in tps],
+                                 [offsets[tp][1] for tp in tps], [offsets[tp][0] for tp in tps])
+    assert record is not None
+    return bool(record[0])
+
+
+# -- broker losses (eventbus.outbox.loss) ----------------------------------------------------------------------
+
+async def has_loss_tables(pool: asyncpg.Pool) -> bool:
+    return bool(await pool.fetchval("SELECT to_regclass('outbox_broker_losses') IS NOT NULL"))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerState:
+    offsets: dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (loss id, high offset)
+    latest_loss: int
+
+
+async def broker_state(pool: asyncpg.Pool) -> BrokerState:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT topic, partition, loss_id, high_offset FROM outbox_broker_offsets")
+        latest = await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox_broker_losses")
+    return BrokerState({(r[0], r[1]): (r[2], r[3]) for r in rows}, int(latest))
+
+
+_LOSS_LOCK = 0x6F75_7462_6C6F  # serializes declarations: two relays seeing one loss declare it once
+
+#: a lost partition, as recovery matches rows to it: (topic, partition count, partition)
+Lost = tuple[str, int, int]
+
+
+async def declare_loss(pool: asyncpg.Pool, seen_loss: int, lost: list[Lost], highs: dict[tuple[str, int], int],
+                       detected_by: str, evidence: str) -> int | None:
+    """Record a loss of the `lost` partitions, whose new logs hold `highs`; None when another relay declared one
+    after `seen_loss` (that one is adopted: read the state again and look once more)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOSS_LOCK)
+        if await conn.fetchval("SELECT coalesce(max(id), 0) FROM outbox_broker_losses") > seen_loss:
+            return None
+        loss_id = int(await conn.fetchval(
+            "INSERT INTO outbox_broker_losses (detected_by, evidence) VALUES ($1, $2) RETURNING id",
+            detected_by, evidence))
+        await conn.execute(
+            "INSERT INTO outbox_broker_lost_partitions (loss_id, topic, partition_count, partition) "
+            "SELECT $1, t, n, p FROM unnest($2::text[], $3::int[], $4::int[]) AS l(t, n, p) ON CONFLICT DO NOTHING",
+            loss_id, [t for t, _, _ in lost], [n for _, n, _ in lost], [p for _, _, p in lost])
+        tps = sorted(highs)
+        await conn.execute(
+            """INSERT INTO outbox_broker_offsets AS b (topic, partition, high_offset, loss_id)
+               SELECT t, p, o, $1 FROM unnest($2::text[], $3::int[], $4::bigint[]) AS l(t, p, o)
+               ON CONFLICT (topic, partition) DO UPDATE
+                   SET high_offset = EXCLUDED.high_offset, loss_id = $1, updated_at = clock_timestamp()""",
+            loss_id, [t for t, _ in tps], [p for _, p in tps], [highs[tp] for tp in tps])
+    return loss_id
+
+
+_UNRECOVERED = """
+SELECT count(*) FROM outbox_leases
+WHERE owner = $1 AND partition = ANY($2::smallint[]) AND recovered_loss < $3
+"""
+# Every retained published row of the owned lease partitions that went to a lost partition is made unpublished
+# again, in one statement: the relay then publishes them, with what was never published, from the oldest id on.
+_RECOVER = """
+WITH lease AS (
+    SELECT partition, recovered_loss FROM outbox_leases
+    WHERE partition = ANY($1::smallint[]) AND owner = $2 AND recovered_loss < $3 AND expires_at > clock_timestamp()
+    FOR UPDATE),
+lost AS (
+    SELECT DISTINCT lease.partition AS lease_partition, p.topic, p.partition_count, p.partition
+    FROM lease JOIN outbox_broker_lost_partitions p ON p.loss_id > lease.recovered_loss AND p.loss_id <= $3),
+reset AS (
+    UPDATE outbox o SET published_at = NULL FROM lost
+    WHERE o.lease_partition = lost.lease_partition AND o.published_at IS NOT NULL AND o.topic = lost.topic
+      AND o.key_hash % lost.partition_count = lost.partition
+    RETURNING o.id),
+recovered AS (
+    UPDATE outbox_leases l SET recovered_loss = $3 FROM lease WHERE l.partition = lease.partition
+    RETURNING l.partition),
+counted AS (
+    UPDATE outbox_broker_losses SET republished = republished + (SELECT count(*) FROM reset) WHERE id = $3)
+SELECT (SELECT count(*) FROM reset), coalesce((SELECT array_agg(partition ORDER BY partition) FROM recovered), '{}')
+"""
+# The same without the loss tables (an outbox database not migrated to them): the relay remembers the loss.
+_RECOVER_LOCAL = """
+UPDATE outbox o SET published_at = NULL
+FROM unnest($2::text[], $3::int[], $4::int[]) AS lost(topic, partition_count, partition)
+WHERE o.lease_partition = ANY($1::smallint[]) AND o.published_at IS NOT NULL AND o.topic = lost.topic
+  AND o.key_hash % lost.partition_count = lost.partition
+"""
+
+
+async def unrecovered_leases(pool: asyncpg.Pool, owner: str, partitions: list[int], latest_loss: int) -> int:
+    return int(await pool.fetchval(_UNRECOVERED, owner, partitions, latest_loss))
+
+
+async def recover(pool: asyncpg.Pool, owner: str, partitions: list[int], latest_loss: int) -> tuple[int, list[int]]:
+    """Make the rows the broker lost unpublished again in the owned lease partitions not yet recovered from the
+    losses up to `latest_loss`; (rows made unpublished, lease partitions recovered)."""
+    record = await pool.fetchrow(_RECOVER, partitions, owner, latest_loss)
+    assert record is not None
+    return int(record[0]), list(record[1])
+
+
+async def recover_local(pool: asyncpg.Pool, partitions: list[int], lost: list[Lost]) -> int:
+    status: str = await pool.execute(_RECOVER_LOCAL, partitions, [t for t, _, _ in lost], [n for _, n, _ in lost],
+                                     [p for _, _, p in lost])
+    return int(status.split()[-1])
 
 
 async def delete_published(pool: asyncpg.Pool, older_than_s: float, batch: int) -> int:

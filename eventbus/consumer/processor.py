@@ -99,6 +99,8 @@ class BatchProcessor:
                                       reset_timeout=config.breaker_reset)
         self._pool: asyncpg.Pool | None = None
         self.last_failure: Classification | None = None
+        if dlq.database is None:  # the dead letters' copies go to the group's database
+            dlq.database = self.pool
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:

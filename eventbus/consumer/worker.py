@@ -18,7 +18,7 @@ from faust import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from eventbus.consumer import dedupe
+from eventbus.consumer import dedupe, dlq
 from eventbus.consumer.dlq import dlq_topic
 from eventbus.consumer.messages import RawMessage
 from eventbus.consumer.processor import BatchProcessor, ProcessorConfig
@@ -210,6 +210,8 @@ def build_app(
         try:
             pool = await processor.pool()
             while await dedupe.forget_older_than(pool, retention) > 0:
+                pass
+            while await dlq.forget_older_than(pool, retention) > 0:  # the dead letters' copies: kept as long
                 pass
         except Exception as exc:  # housekeeping: the next run tries again
             log.warning("dedupe cleanup failed: %r", exc)

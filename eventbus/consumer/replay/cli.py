@@ -9,6 +9,11 @@
 It talks to the running stack (`.data/run/stack.json`, or STACK_DATA_DIR's), and says so in its first
 line; --bootstrap / KAFKA_BOOTSTRAP_SERVERS and --database-url / DATABASE_URL point it elsewhere.
 
+Every dead letter a worker writes is also kept in its group's database (`dlq_records`): when the broker lost
+records of a DLQ topic (the topic is missing, or a kept record is no longer where the broker had put it), `list`
+and `replay` read that topic from the database instead, and say so; `--from-database` always does. Such a record
+shows as `<topic>[<partition>]@db<id>` (`show` takes `db<id>` as its offset).
+
 Replays send the original key, value and headers (so the `event_id`, and with it dedupe, holds),
 with `dlq.replay.count` incremented. A record already replayed `--max-replays` times goes to the
 parking topic (`parking.<group>.<topic>`) instead: a poison message cannot loop forever. A DLQ record
@@ -31,8 +36,10 @@ from eventbus.consumer.replay.inventory import PARKED, STATES, dlq_states, ref_o
 from eventbus.consumer.replay.log import redact
 from eventbus.consumer.replay.output import group_lines, record_lines, show_lines
 from eventbus.consumer.replay.policy import DEFAULT_MAX_REPLAYS, DRY_ACTIONS, Filters, ReplayOptions, parse_time
-from eventbus.consumer.replay.read import ReplayError, dlq_topics, parking_topics, read_records
+from eventbus.consumer.replay.read import DlqRecord, ReplayError, dlq_topics, parking_topics, read_records
 from eventbus.consumer.replay.run import replay
+from eventbus.consumer.replay.stored import choose, group_dsn, group_of_topic, groups_with_copies, stored_records
+from eventbus.consumer.replay.stored import notes as stored_copy_notes
 from eventbus.db import database_url_for
 from eventbus.stack.target import Target, TargetError, resolve
 
@@ -56,12 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_list.add_argument("--records", action="store_true", help="also one line per record")
     p_list.add_argument("--state", action="append", default=[], choices=STATES,
                         help="only records in this state; repeatable")
+    p_list.add_argument("--from-database", action="store_true",
+                        help="read the DLQ topics from the dead letters kept in the groups' databases")
     _add_filters(p_list)
 
     p_show = sub.add_parser("show", help="one record with all its headers")
     p_show.add_argument("dlq_topic", help="e.g. dlq.bonus.hiring.task-results")
     p_show.add_argument("partition", type=int)
-    p_show.add_argument("offset", type=int)
+    p_show.add_argument("offset", type=_offset, help="an offset, or db<id> for a record kept in the database")
 
     p_replay = sub.add_parser("replay", help="send selected records back (see the filters)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -78,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a record replayed this many times goes to the parking topic instead")
     p_replay.add_argument("--again", action="store_true",
                           help="also replay records an earlier replay already sent (dedupe keeps the effect once)")
+    p_replay.add_argument("--from-database", action="store_true",
+                          help="read the DLQ topics from the dead letters kept in the group's database")
     p_replay.add_argument("--database", help="the group's database URL for the replay log (default: the group's "
                                              "database on the --database-url server)")
     p_replay.add_argument("--operator", default=os.environ.get("USER") or _user(), help="recorded in dlq_replays")
@@ -92,6 +103,16 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--category", action="append", default=[], choices=["non-retriable", "retriable", "unknown"])
     p.add_argument("--error-class", action="append", default=[],
                    help="full or short class name, e.g. SchemaInvalid; repeatable")
+
+
+def _offset(text: str) -> int:
+    """An offset, or `db<id>` (a record kept in the database: offset -id)."""
+    if text.startswith("db") and text[2:].isdigit():
+        return -int(text[2:])
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an offset or db<id>, got {text!r}") from None
 
 
 def _user() -> str:
@@ -122,11 +143,15 @@ def _target(args: argparse.Namespace, *needs: str) -> Target:
 
 async def _main(args: argparse.Namespace) -> int:
     if args.command == "show":
-        bootstrap = _target(args, "kafka").need("kafka")
-        records = await read_records(bootstrap, [args.dlq_topic])
-        found = [r for r in records if (r.partition, r.offset) == (args.partition, args.offset)]
+        if args.offset < 0:
+            found = await _show_stored(args)
+        else:
+            bootstrap = _target(args, "kafka").need("kafka")
+            records = await read_records(bootstrap, [args.dlq_topic])
+            found = [r for r in records if (r.partition, r.offset) == (args.partition, args.offset)]
         if not found:
-            raise ReplayError(f"no record at {args.dlq_topic}[{args.partition}]@{args.offset}; `dlq-list` shows "
+            at = f"db{-args.offset}" if args.offset < 0 else args.offset
+            raise ReplayError(f"no record at {args.dlq_topic}[{args.partition}]@{at}; `dlq-list` shows "
                               "where records are")
         print("\n".join(show_lines(found[0])))
         return 0
@@ -143,8 +168,11 @@ async def _main(args: argparse.Namespace) -> int:
         dsn = database_url_for(target.database_url or "", args.group, os.environ)
     options = ReplayOptions(group=args.group, filters=filters, source_topic=args.topic, target=args.target,
                             allow=frozenset(args.allow_topic), dry_run=args.dry_run, limit=args.limit,
-                            rate=args.rate, max_replays=args.max_replays, again=args.again, operator=args.operator)
+                            rate=args.rate, max_replays=args.max_replays, again=args.again, operator=args.operator,
+                            from_database=args.from_database)
     summary = await replay(target.need("kafka"), dsn, options)
+    for note in summary.notes:
+        print(f"note: {note}")
     for record, action, detail in summary.actions:
         shown = DRY_ACTIONS[action].replace("-", " ") if options.dry_run else action
         print(f"  {record.ref} event_id={record.event_id or '-'} {record.error_class}: {shown} -> {detail}")
@@ -152,16 +180,52 @@ async def _main(args: argparse.Namespace) -> int:
     return 0 if summary.result in ("ok", "dry-run") else 1
 
 
+async def _show_stored(args: argparse.Namespace) -> list[DlqRecord]:
+    target = resolve(database=args.database_url, kafka=args.bootstrap, flags=FLAGS)
+    group = group_of_topic(args.dlq_topic)
+    dsn = group_dsn(target.database_url, group)
+    if dsn is None:
+        raise ReplayError(f"no database for group {group}: pass --database-url or start the stack")
+    print(f"the dead letters kept in the {group} database: {redact(dsn)}", flush=True)
+    found = await stored_records(dsn, group, record_id=-args.offset) or []
+    return [r for r in found if (r.topic, r.partition) == (args.dlq_topic, args.partition)]
+
+
+async def _stored(target: Target, group: str | None, topic: str | None, topics: list[str]
+                  ) -> tuple[list[DlqRecord], list[str]]:
+    """The dead letters kept in the databases of `group`, else of the groups the DLQ topics or the server name."""
+    groups = {group} if group else {group_of_topic(t) for t in topics}
+    if not group and target.database_url:
+        groups |= set(await groups_with_copies(target.database_url))
+    stored: list[DlqRecord] = []
+    notes = []
+    for name in sorted(groups):
+        dsn = group_dsn(target.database_url, name)
+        if dsn is None:
+            notes.append(f"dead letters kept by group {name} not read: no database (pass --database-url or start "
+                         "the stack)")
+            continue
+        try:
+            stored += await stored_records(dsn, name, topic) or []
+        except ReplayError as exc:
+            notes.append(str(exc))
+    return stored, notes
+
+
 async def _list(args: argparse.Namespace, filters: Filters) -> int:
     target = _target(args, "kafka")
     bootstrap = target.need("kafka")
     topics = await dlq_topics(bootstrap, args.group, args.topic)
-    records = [r for r in await read_records(bootstrap, topics, sys.stderr) if filters.matches(r)]
+    stored, stored_notes = await _stored(target, args.group, args.topic, topics)
+    starts: dict[tuple[str, int], int] = {}
+    chosen = choose(await read_records(bootstrap, topics, sys.stderr, starts=starts), stored, topics, starts,
+                    from_database=args.from_database)
+    records = [r for r in chosen.records if filters.matches(r)]
     states, notes = await dlq_states(records, target.database_url)
     if args.state:
         records = [r for r in records if states[ref_of(r)] in args.state]
-    print(f"DLQ topics: {', '.join(topics) or 'none'}")
-    for note in notes:
+    print(f"DLQ topics: {', '.join(sorted(set(topics) | set(chosen.from_database))) or 'none'}")
+    for note in stored_notes + stored_copy_notes(chosen, stored) + notes:
         print(f"note: {note}")
     print("\n".join(group_lines(records, states)))
     if args.records and records:

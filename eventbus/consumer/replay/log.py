@@ -47,19 +47,24 @@ class ReplayLog:
 
     async def states(self, records: Iterable[DlqRecord]) -> dict[tuple[str, int, int], str]:
         """(topic, partition, offset) -> "replayed" or "parked", the last that a replay (not a dry run) did
-        with each of `records` that one did something with."""
+        with each of `records` that one did something with. A record matches a logged one at its place and with
+        its event id (a broker that lost its log gives old offsets to new records); a copy read from the database
+        also matches one logged where the broker had put it."""
         refs = list(records)
         if not refs:
             return {}
         rows = await self.conn.fetch(
-            """SELECT DISTINCT ON (r.dlq_topic, r.dlq_partition, r.dlq_offset)
-                      r.dlq_topic, r.dlq_partition, r.dlq_offset, r.action FROM dlq_replayed_records r
+            """SELECT DISTINCT ON (s.i) s.t, s.p, s.o, r.action
+               FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[])
+                    WITH ORDINALITY AS s(t, p, o, so, e, i)
+               JOIN dlq_replayed_records r
+                 ON r.dlq_topic = s.t AND r.dlq_partition = s.p
+                AND (r.dlq_offset = s.o OR r.dlq_offset = s.so) AND r.event_id IS NOT DISTINCT FROM s.e
                JOIN dlq_replays p ON p.id = r.replay_id
-               JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS s(t, p, o)
-                 ON r.dlq_topic = s.t AND r.dlq_partition = s.p AND r.dlq_offset = s.o
                WHERE NOT p.dry_run AND r.action IN ('replayed', 'parked')
-               ORDER BY r.dlq_topic, r.dlq_partition, r.dlq_offset, r.replay_id DESC""",
-            [r.topic for r in refs], [r.partition for r in refs], [r.offset for r in refs])
+               ORDER BY s.i, r.replay_id DESC""",
+            [r.topic for r in refs], [r.partition for r in refs], [r.offset for r in refs],
+            [r.stored_offset for r in refs], [r.event_id for r in refs])
         return {(row[0], row[1], row[2]): row[3] for row in rows}
 
     async def record(self, replay_id: int, record: DlqRecord, action: str, target: str | None) -> None:

@@ -82,6 +82,8 @@ def show_lines(record: DlqRecord) -> list[str]:
     lines = [f"record     {record.ref}",
              f"timestamp  {stamp}",
              f"key        {text(record.key)}"]
+    if record.stored_offset is not None:
+        lines.insert(1, f"kept       in the group's database; the broker had it at offset {record.stored_offset}")
     never = unreplayable(record)
     if never:
         lines.append(f"replay     can never succeed: {never}")

@@ -77,6 +77,8 @@ class ReplayOptions:
     max_replays: int = DEFAULT_MAX_REPLAYS
     again: bool = False
     operator: str = "unknown"
+    #: read every DLQ topic from the dead letters kept in the group's database (see `stored`)
+    from_database: bool = False
 
 
 def replay_headers(record: DlqRecord, replay_id: int) -> list[tuple[str, bytes]]:

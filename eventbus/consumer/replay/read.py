@@ -26,13 +26,24 @@ class ReplayError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DlqRecord(RawMessage):
-    """A record read from a DLQ topic, with what its `dlq.*` headers say."""
+    """A record read from a DLQ topic, with what its `dlq.*` headers say.
+
+    A copy read from the group's database (`dlq_records`, see `stored`) has `stored_offset`, where the broker had
+    put it, and `offset` -id: a broker that lost its log gives the same offsets to new records."""
+
+    stored_offset: int | None = None
 
     def header(self, name: str) -> str | None:
         return header_value(self.headers, name)
 
     @property
+    def from_database(self) -> bool:
+        return self.stored_offset is not None
+
+    @property
     def ref(self) -> str:
+        if self.stored_offset is not None:
+            return f"{self.topic}[{self.partition}]@db{-self.offset}"
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
     @property
@@ -107,9 +118,9 @@ async def topics_named(bootstrap: str, prefix: str, source_topic: str | None = N
 
 
 async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO | None = None,
-                       timeout: float = 60.0) -> list[DlqRecord]:
+                       timeout: float = 60.0, starts: dict[tuple[str, int], int] | None = None) -> list[DlqRecord]:
     """Every record of `topics` from the beginning up to their ends at the time of the call, in
-    (topic, partition, offset) order."""
+    (topic, partition, offset) order; `starts` gets where each partition's log begins."""
     if not topics:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000,
@@ -126,9 +137,11 @@ async def read_records(bootstrap: str, topics: Sequence[str], progress: TextIO |
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        todo = {tp for tp in partitions if ends[tp] > starts[tp]}
-        total = sum(ends[tp] - starts[tp] for tp in todo)
+        begins = await consumer.beginning_offsets(partitions)
+        if starts is not None:
+            starts.update({(tp.topic, tp.partition): offset for tp, offset in begins.items()})
+        todo = {tp for tp in partitions if ends[tp] > begins[tp]}
+        total = sum(ends[tp] - begins[tp] for tp in todo)
         records: list[DlqRecord] = []
         bar = Progress("reading", total, progress)
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from eventbus.consumer.replay.log import ReplayLog
 from eventbus.consumer.replay.policy import DRY_ACTIONS, NEVER, ReplayOptions, decide, replay_headers
 from eventbus.consumer.replay.progress import Pacer, Progress
 from eventbus.consumer.replay.read import DlqRecord, ReplayError, dlq_topics, read_records, start_client
+from eventbus.consumer.replay.stored import choose, notes, stored_records
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ReplaySummary:
     skipped: int = 0
     result: str = "running"
     actions: list[tuple[DlqRecord, str, str | None]] = field(default_factory=list)
+    #: the DLQ topics read from the group's database, and why
+    notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         verb = "would replay" if self.dry_run else "replayed"
@@ -41,16 +44,32 @@ class ReplaySummary:
 
 async def replay(bootstrap: str, dsn: str, options: ReplayOptions, out: TextIO | None = sys.stderr) -> ReplaySummary:
     topics = await dlq_topics(bootstrap, options.group, options.source_topic)
-    if not topics:
-        raise ReplayError(f"no DLQ topics for group {options.group!r}"
-                          + (f" and topic {options.source_topic!r}" if options.source_topic else "")
-                          + f" on {bootstrap}; `dlq-list` shows what exists")
-    log = await ReplayLog.connect(dsn)
+    nothing = (f"no DLQ topics for group {options.group!r}"
+               + (f" and topic {options.source_topic!r}" if options.source_topic else "") + f" on {bootstrap}")
+    try:
+        log = await ReplayLog.connect(dsn)
+    except ReplayError as exc:
+        if not topics:
+            raise ReplayError(f"{nothing}, and the group's database (it keeps the dead letters too) cannot be "
+                              f"read: {exc}") from exc
+        raise
+    try:
+        stored = await stored_records(dsn, options.group, options.source_topic) or []
+    except BaseException:
+        await log.close()
+        raise
+    if not topics and not stored:
+        await log.close()
+        raise ReplayError(f"{nothing}, and no dead letters kept in its database; `dlq-list` shows what exists")
     summary = ReplaySummary(None, options.dry_run)
     producer: AIOKafkaProducer | None = None
     try:
-        summary.replay_id = await log.start(options, topics)
-        records = await read_records(bootstrap, topics, out)
+        summary.replay_id = await log.start(options, sorted(set(topics) | {r.topic for r in stored}))
+        starts: dict[tuple[str, int], int] = {}
+        chosen = choose(await read_records(bootstrap, topics, out, starts=starts), stored, topics, starts,
+                        from_database=options.from_database)
+        summary.notes = notes(chosen, stored)
+        records = chosen.records
         summary.scanned = len(records)
         selected = [r for r in records if options.filters.matches(r)]
         done = set() if options.again else await log.already_replayed(selected)

@@ -159,6 +159,8 @@ def _answers(data_dir: Path, urls: Mapping[str, object], name: str, asked: float
     if entry is not None and entry.crash_looping:
         return (f"{name} is crash-looping ({entry.last_exit or 'it keeps exiting'}): the stack stopped restarting "
                 f"it; see {data_dir / 'logs' / (name + '.log')}, fix it, then restart it again")
+    if entry is not None and entry.state is not None and (entry.state != "running" or (entry.started_at or 0) < asked):
+        return None  # the stack has not seen the new one answer yet
     if name in urls:
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"{urls[name]}/health", timeout=2).status_code == 200 or None
@@ -171,9 +173,7 @@ def _answers(data_dir: Path, urls: Mapping[str, object], name: str, asked: float
             pass
     except (OSError, ValueError):
         return None
-    server = state.servers[name]
-    if server.state is not None and (server.state != "running" or (server.started_at or 0) < asked):
-        return None  # the broker is "running" once the topics are declared and the workers restarting
+    # (the broker is "running" once the topics are declared and the workers restarting, ...)
     if name == "kafka":  # ... which must be back too
         behind = [n for n, p in state.processes.items() if p.state not in (None, "running", "crash-looping", "exited")]
         if behind:
@@ -185,7 +185,8 @@ def _overrides_line(data_dir: Path, name: str, given: Mapping[str, str]) -> str:
     """The environment overrides in force for `name`: those given now, and those given earlier."""
     state = read_state_file(data_dir)
     entry = None if state is None else (state.processes.get(name) or state.servers.get(name))
-    in_force = dict(entry.overrides) if entry is not None else dict(given)
+    # a stack without supervision (an older one) keeps no record of them: what was given now, then
+    in_force = dict(entry.overrides) if entry is not None and entry.state is not None else dict(given)
     if not in_force:
         return f"{name}: no environment overrides in force"
     parts = [f"{k}={v} ({'given now' if k in given else 'given earlier'})" for k, v in sorted(in_force.items())]

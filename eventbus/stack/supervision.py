@@ -316,8 +316,9 @@ class BrokerUnit(Unit):
         return await tcp_probe(self.broker.host, self.broker.port, timeout)
 
 
-RUNNING, STARTING, WAITING, RESTARTING, CRASH_LOOPING, EXITED = (
-    "running", "starting", "waiting", "restarting", "crash-looping", "exited")
+#: held: stopped while the unit it depends on is down (the workers while the broker is), started after it
+RUNNING, STARTING, WAITING, RESTARTING, CRASH_LOOPING, EXITED, HELD = (
+    "running", "starting", "waiting", "restarting", "crash-looping", "exited", "held")
 
 
 @dataclass
@@ -444,7 +445,10 @@ class Supervision:
         if not self.policy.auto_restart:
             rec.state = EXITED
             self.say(f"{head}; automatic restarts are off")
-        elif len(rec.history) >= self.policy.crash_loop_restarts:
+            self.on_change()
+            return
+        self._hold_dependents(name, f"{name} went down")
+        if len(rec.history) >= self.policy.crash_loop_restarts:
             rec.state, rec.crash_looping = CRASH_LOOPING, True
             self.say(f"{head}; {name} is CRASH-LOOPING ({len(rec.history)} restarts in the last "
                      f"{self.policy.crash_loop_window:g} s): not restarting it. Fix it, then "
@@ -455,6 +459,32 @@ class Supervision:
             rec.state, rec.restart_at = WAITING, now + delay
             self.say(f"{head}; restarting it in {delay:g} s")
         self.on_change()
+
+    def _hold_dependents(self, name: str, why: str) -> None:
+        """Stop the units that cannot survive `name`'s restart now, rather than once it is back: the workers'
+        consumers would otherwise join the new broker's groups, and their members would hold the next join
+        for a session timeout after they are stopped."""
+        held = [n for n in self.units[name].restart_after if self.records[n].state in (RUNNING, STARTING, WAITING)]
+        if not held:
+            return
+        self.say(f"stopping {', '.join(held)} until {name} is back")
+        for other in held:
+            self.records[other].state, self.records[other].restart_at = HELD, None
+            self._spawn(self._hold(other, why))
+
+    async def _hold(self, name: str, why: str) -> None:
+        rec, unit = self.records[name], self.units[name]
+        async with rec.lock:
+            if rec.state != HELD:
+                return
+            live = unit.poll() is None
+            # a short grace: with its broker gone a Faust worker's clean stop only waits for it (about 9 s),
+            # and a kill is safe (each batch's effect commits with its dedupe rows)
+            ended = await asyncio.to_thread(unit.halt, 2.0)
+            if live:
+                rec.last_exit, rec.last_exit_code, rec.last_exit_at = f"stopped: {why}", ended.code, time.time()
+                rec.exited, rec.down_since = ended.code, time.monotonic()
+            self.on_change()
 
     async def _restart(self, name: str, *, cause: str | None = None, manual: bool = False,
                        env: Mapping[str, str] | None = None, unset: Iterable[str] = (),
@@ -469,6 +499,7 @@ class Supervision:
                 return  # restarted by someone else (the operator) while this one waited for the lock
             if cause is not None:
                 rec.state = RESTARTING
+                self._hold_dependents(name, f"{name} {cause}")
                 self.on_change()
                 live = unit.poll() is None
                 ended = await asyncio.to_thread(unit.halt, 10.0)
@@ -584,12 +615,13 @@ class Supervision:
         if rec.state != STARTING or rec.started_mono != started:
             return
         again = [n for n in unit.restart_after if self.records[n].state not in (CRASH_LOOPING, EXITED)]
+        for other in again:  # what was held starts now; what runs (it came up meanwhile) starts again
+            self.records[other].state = RESTARTING
         if again:
             self.say(f"restarting {', '.join(again)} after {name} came back (their Kafka clients cannot survive a "
                      "broker that lost its state)")
             for other in again:
                 self._spawn(self._restart(other, cause=f"{name} restarted"))
-                self.records[other].state = RESTARTING
         rec.state = RUNNING
         self.on_change()
 

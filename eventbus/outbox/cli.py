@@ -47,6 +47,11 @@ def render(report: dict[str, object]) -> str:
         lines.append(f"{database}: backlog {body['backlog']}, oldest unpublished {body['oldest_unpublished_age_s']} s, "
                      f"published {body['published_per_s']}/s over the last minute, "
                      f"{body['retained_published']} published rows retained")
+        losses = body.get("broker_losses")
+        if losses and losses["last"]:
+            last = losses["last"]
+            lines.append(f"  the broker lost records it had confirmed {losses['count']} time(s); last: #{last['id']} "
+                         f"at {last['detected_at']} ({last['evidence']}), {last['republished']} rows published again")
         for relay in body["relays"]:
             lines.append(f"  relay {relay['instance']}: leases {relay['leases']}, breaker {relay.get('breaker')}, "
                          f"published {relay.get('published_total')}, failures {relay.get('failures_total')}, "

@@ -31,6 +31,10 @@ class RelayConfig:
     #: how often a relay asks the broker whether it still holds what it confirmed (a new connection to the broker
     #: is always checked before anything is sent on it): an idle relay notices a lost log this late at most
     loss_check_interval: float = 2.0
+    #: after a broker loss, how long a relay holds its lease partitions back before it publishes their window
+    #: again: a running consumer notices that the log went back only while the new log is short of where it was
+    #: (the workers look every CONSUMER_LOG_RESET_CHECK, 0.2 s)
+    loss_grace: float = 1.0
 
     @property
     def round_budget(self) -> float:

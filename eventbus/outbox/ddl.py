@@ -86,8 +86,8 @@ def create_broker_loss_v1() -> list[str]:
         )
         """,
         "COMMENT ON COLUMN outbox_broker_offsets.high_offset IS "
-        "'the highest base offset of a record batch of this outbox the broker confirmed on the partition, counted "
-        "since loss loss_id: a log that ends at or below it lost acknowledged records'",
+        "'the highest offset at which the broker confirmed a record of this outbox on the partition, counted since "
+        "loss loss_id: a log that ends at or below it lost acknowledged records'",
         """
         CREATE TABLE outbox_broker_losses (
             id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -4,13 +4,13 @@ A broker can lose acknowledged records: an in-memory broker (the embedded Tansu)
 restart, a deleted and recreated topic starts empty, an unclean leader election on Apache Kafka truncates a
 partition. The relays had marked those rows published, so nothing would send them again.
 
-Detection. Each relay knows, per topic-partition, the highest offset at which the broker confirmed a record batch
-of its outbox: what it confirmed itself, and what every relay recorded in `outbox_broker_offsets` with its marks
+Detection. Each relay knows, per topic-partition, the highest offset at which the broker confirmed a record of
+its outbox: what it confirmed itself, and what every relay recorded in `outbox_broker_offsets` with its marks
 (read back at each heartbeat, so a relay that restarts knows it too). The partition's log was lost when
 
 - a batch is confirmed at or below that offset (the log went back: the rest of that partition waits), or
-- the log ends at or below it (ListOffsets latest; on Tansu that is the last batch's base offset + 1, so the
-  offset kept is a batch's *base* offset), or the topic is missing.
+- the log ends at or below it (ListOffsets latest, and where that is not past it, since Tansu answers the last
+  batch's base offset + 1, a fetch's high watermark), or the topic is missing.
 
 The relay asks the broker (over the producer's own connection) before it sends anything on a connection opened
 since its last check (a broker that restarted is always reached over a new connection), and every
@@ -19,13 +19,14 @@ since its last check (a broker that restarted is always reached over a new conne
 Recovery. The relay that notices first declares the loss (`outbox_broker_losses` and its lost partitions; an
 advisory lock makes one declaration of one loss, the other relays adopt it), logs it once, counts it
 (`outbox_broker_losses_total`), and declares missing topics again. Then every relay, for the lease partitions it
-owns and before it fetches anything: finishes its marks, and in one statement makes every retained published row
-of those lease partitions that went to a lost partition unpublished again, and records them recovered from that
-loss (`outbox_leases.recovered_loss`). Its next fetches take those rows with whatever was never published, in id
-order, so per key the new log gets the retained window in commit order. A lease partition that changes hands is
-recovered by its new owner before it publishes. A mark of rows confirmed while the relay did not yet know of a
-later loss is void: they go out again with the window (duplicates, never a gap). `outbox_republished_total` counts
-the rows made unpublished again.
+owns and before it fetches anything: holds them back for `loss_grace` s (a running consumer notices that its log
+went back only while the new log is still short of where it was), finishes its marks, and in one statement makes
+every retained published row of those lease partitions that went to a lost partition unpublished again, and
+records them recovered from that loss (`outbox_leases.recovered_loss`). Its next fetches take those rows with
+whatever was never published, in id order, so per key the new log gets the retained window in commit order. A
+lease partition that changes hands is recovered by its new owner before it publishes. A mark of rows confirmed
+while the relay did not yet know of a later loss is void: they go out again with the window (duplicates, never a
+gap). `outbox_republished_total` counts the rows made unpublished again.
 
 Without those tables (an outbox database not migrated to the `backbone` branch) the relay keeps all this in memory:
 it notices what it confirmed itself, and recovers the lease partitions it owns.
@@ -113,11 +114,14 @@ class Loss:
 class BrokerLog:
     """What one relay knows of the broker's logs, and of the losses to recover from."""
 
-    def __init__(self, instance_id: str, metrics: RelayMetrics, *, interval: float,
+    def __init__(self, instance_id: str, metrics: RelayMetrics, *, interval: float, grace: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.instance_id = instance_id
         self.metrics = metrics
         self.interval = interval
+        self.grace = grace
+        #: when the lease partitions may be recovered (the grace after learning of a loss)
+        self.recover_at = 0.0
         self._clock = clock
         self.known: dict[TopicPartition, Epoch] = {}
         #: the latest loss this relay knows of (declared by any relay)
@@ -155,6 +159,7 @@ class BrokerLog:
             if self._loaded:
                 log.info("broker loss #%d declared by another relay: recovering this relay's lease partitions",
                          state.latest_loss)
+                self.recover_at = self._clock() + self.grace
             self.latest_loss = state.latest_loss
             self.recovery_due = True  # the lease partitions say whether there is anything left to do
         self._loaded = True
@@ -175,6 +180,10 @@ class BrokerLog:
 
     def partitions(self) -> list[TopicPartition]:
         return sorted(tp for tp, (_, offset) in self.known.items() if offset >= 0)
+
+    def highs(self) -> dict[TopicPartition, int]:
+        """What to ask the broker about: the partitions it confirmed records on, and the last offset of each."""
+        return {tp: self.known[tp][1] for tp in self.partitions()}
 
     # -- when to ask the broker ------------------------------------------------------------------
     def check_due(self, started: bool, connections: list[Any]) -> bool:
@@ -206,14 +215,14 @@ class BrokerLog:
                 finding.add(tp, counts.get(topic), -1, f"{topic} is missing (the broker had confirmed batches on it)")
             elif (end := probe.ends.get(tp, 0)) <= high:
                 finding.add(tp, counts.get(topic, probe.topics[topic]), end - 1,
-                            f"{topic}[{partition}] ends at {end}, the broker had confirmed a batch at {high}")
+                            f"{topic}[{partition}] ends at {end}, the broker had confirmed a record at {high}")
         return finding if finding.highs else None
 
     def went_back(self, outcome: PublishOutcome, counts: Mapping[str, int]) -> Finding:
         finding = Finding()
         for (topic, partition), (floor, landed) in sorted(outcome.went_back.items()):
             finding.add((topic, partition), counts.get(topic), landed,
-                        f"{topic}[{partition}] took a batch at {landed}, the broker had confirmed one at {floor}")
+                        f"{topic}[{partition}] took a batch at {landed}, the broker had confirmed a record at {floor}")
         return finding
 
     # -- declaring and recovering ----------------------------------------------------------------
@@ -234,6 +243,7 @@ class BrokerLog:
             self.known[tp] = (loss_id, high)
         self.latest_loss = loss_id
         self.recovery_due = True
+        self.recover_at = self._clock() + self.grace
         self.declared += 1
         self.last_loss = f"#{loss_id}: {evidence}"
         self.metrics.broker_losses.inc()
@@ -247,6 +257,10 @@ class BrokerLog:
         if self.persisted:
             return await store.unrecovered_leases(pool, self.instance_id, sorted(owned), self.latest_loss) > 0
         return any(self._local_recovered.get(p, 0) < self.latest_loss for p in owned)
+
+    def recover_in(self) -> float:
+        """Seconds the grace still lasts (nothing of the owned lease partitions is published meanwhile)."""
+        return max(0.0, self.recover_at - self._clock())
 
     async def recover(self, pool: asyncpg.Pool, owned: Collection[int]) -> int:
         """Make the lost rows of the owned lease partitions unpublished again; how many."""

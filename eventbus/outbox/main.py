@@ -49,6 +49,7 @@ class RelaySettings(CommonSettings):
     relay_vacuum_after_deleted: int = 50_000
     relay_idempotence: Idempotence = "auto"
     relay_loss_check_interval: float = 2.0
+    relay_loss_grace: float = 1.0
     #: the outbox's database when it is none of the services' (a relay for any outbox: tests, operators)
     relay_database_url: str | None = None
 
@@ -78,6 +79,7 @@ class RelaySettings(CommonSettings):
             vacuum_after_deleted=self.relay_vacuum_after_deleted,
             idempotence=self.relay_idempotence,
             loss_check_interval=self.relay_loss_check_interval,
+            loss_grace=self.relay_loss_grace,
         )
 
 

@@ -6,9 +6,9 @@ failure. So nothing of a key is ever written after a failed earlier row of the s
 may duplicate a confirmed-but-unacknowledged batch, never reorder. The partition is computed from
 the stored murmur2 hash exactly as Kafka's default partitioner would.
 
-The offsets the broker confirms come back per partition (the highest batch base offset): the relay keeps
-them to notice a broker that lost its log (`eventbus.outbox.loss`). A group also stops when a batch lands at
-or below the floor it was given (the log went back), and `probe` asks the broker, over the producer's own
+The offsets the broker confirms come back per partition (the offset of the last record confirmed): the relay
+keeps them to notice a broker that lost its log (`eventbus.outbox.loss`). A group also stops when a batch lands
+at or below the floor it was given (the log went back), and `probe` asks the broker, over the producer's own
 connection, which topics exist and where each partition's log ends.
 """
 
@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.offset import OffsetRequest
 
 from eventbus.outbox.store import OutboxRow
@@ -42,7 +43,7 @@ class PublishOutcome:
     confirmed: list[int] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)  # sizes of the confirmed record batches
     error: BaseException | None = None
-    #: the highest base offset the broker confirmed a batch at, per partition
+    #: the offset of the last record the broker confirmed, per partition
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     #: partitions where a batch landed at or below the floor: (floor, where it landed)
     went_back: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
@@ -53,7 +54,9 @@ class Probe:
     """What the broker holds: the topics, and where the log of each partition asked about ends."""
 
     topics: dict[str, int]  # topic -> partition count
-    ends: dict[TopicPartition, int]  # ListOffsets(latest): Tansu answers the last batch's base offset + 1
+    #: where each partition's log ends: at least where it ends (ListOffsets latest: Tansu answers the last batch's
+    #: base offset + 1), exact (a fetch's high watermark) for those that end at or below the offset asked about
+    ends: dict[TopicPartition, int]
 
 
 class ProbeFailed(RuntimeError):
@@ -170,25 +173,26 @@ class KafkaPublisher:
             return []
         return list(getattr(self._producer.client, "_conns", {}).values())
 
-    async def probe(self, partitions: Collection[TopicPartition]) -> Probe:
-        """Which topics exist (Metadata for all topics: that creates none) and where the log of each of
-        `partitions` ends, asked over the producer's own connections."""
+    async def probe(self, highs: Mapping[TopicPartition, int]) -> Probe:
+        """Which topics exist (Metadata for all topics: that creates none) and where the log of each partition of
+        `highs` ends, asked over the producer's own connections: ListOffsets(latest), and where that is not past
+        the partition's high (Tansu answers short of the end), a fetch from just after it, whose high watermark is
+        the end (an empty answer when the log holds it; out of range when it does not)."""
         assert self._producer is not None
         client = self._producer.client
-        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout=self.request_timeout * 2)
+        timeout = self.request_timeout * 2
+        metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout=timeout)
         topics = {t: len(metadata.partitions_for_topic(t) or ()) for t in metadata.topics()}
-        by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
-        for topic, partition in partitions:
+        leaders: dict[TopicPartition, int] = {}
+        for topic, partition in highs:
             if topic in topics:
                 leader = metadata.leader_for_partition(AioTopicPartition(topic, partition))
                 if leader is None or leader < 0:
                     raise ProbeFailed(f"no leader for {topic}[{partition}]")
-                by_leader[leader][topic].append((partition, -1))  # -1: the latest offset
+                leaders[(topic, partition)] = leader
         ends: dict[TopicPartition, int] = {}
-        for leader, asked in by_leader.items():
-            response = await asyncio.wait_for(
-                client.send(leader, OffsetRequest(-1, 0, [(t, ps) for t, ps in asked.items()])),
-                timeout=self.request_timeout * 2)
+        for leader, asked in _by_leader(leaders, lambda tp: -1).items():  # -1: the latest offset
+            response = await asyncio.wait_for(client.send(leader, OffsetRequest(-1, 0, asked)), timeout=timeout)
             for topic, answers in response.topics:
                 for answer in answers:
                     partition, error_code = answer[0], answer[1]
@@ -199,6 +203,24 @@ class KafkaPublisher:
                         raise ProbeFailed(f"ListOffsets {topic}[{partition}]: error code {error_code}")
                     else:
                         ends[(topic, partition)] = offset
+        unsure = {tp: leader for tp, leader in leaders.items() if tp in ends and ends[tp] <= highs[tp]}
+        for leader, asked in _by_leader(unsure, lambda tp: highs[tp] + 1).items():
+            # Tansu answers a fetch that may not wait (0 ms) with no partitions at all: it may wait 1 ms
+            fetched = FetchRequest(1, 0, 1 << 16, 0, [(t, [(p, o, 1024) for p, o in ps]) for t, ps in asked])
+            response = await asyncio.wait_for(client.send(leader, fetched), timeout=timeout)
+            answered = set()
+            for topic, answers in response.topics:
+                for answer in answers:
+                    partition, error_code, high_watermark = answer[0], answer[1], answer[2]
+                    answered.add((topic, partition))
+                    if error_code == 1:  # OFFSET_OUT_OF_RANGE: the log ends before the offset after the high
+                        continue
+                    if error_code:
+                        raise ProbeFailed(f"Fetch {topic}[{partition}]: error code {error_code}")
+                    ends[(topic, partition)] = max(ends[(topic, partition)], high_watermark)
+            unanswered = [f"{t}[{p}]" for t, ps in asked for p, _ in ps if (t, p) not in answered]
+            if unanswered:  # nothing learnt: not a loss
+                raise ProbeFailed(f"the broker did not say where {', '.join(unanswered[:3])} end")
         return Probe(topics, ends)
 
     async def publish(self, rows: list[OutboxRow], floor: Mapping[TopicPartition, int] | None = None
@@ -245,9 +267,18 @@ class KafkaPublisher:
                 return
             outcome.confirmed.extend(r.id for r in rows[start:end])
             outcome.batches.append(end - start)
-            start = end
             tp = (topic, partition)
-            outcome.offsets[tp] = max(outcome.offsets.get(tp, -1), metadata.offset)
+            outcome.offsets[tp] = max(outcome.offsets.get(tp, -1), metadata.offset + end - start - 1)
+            start = end
             if metadata.offset <= floor:
                 outcome.went_back[tp] = (floor, metadata.offset)
                 return
+
+
+def _by_leader(leaders: Mapping[TopicPartition, int], offset: Callable[[TopicPartition], int]
+               ) -> dict[int, list[tuple[str, list[tuple[int, int]]]]]:
+    """Per leader, the (topic, [(partition, offset)]) of a request to it."""
+    grouped: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for tp, leader in sorted(leaders.items()):
+        grouped[leader][tp[0]].append((tp[1], offset(tp)))
+    return {leader: list(topics.items()) for leader, topics in grouped.items()}

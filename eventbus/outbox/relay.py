@@ -87,7 +87,8 @@ class Relay:
         # that fetch); at most one mark is in flight, and it is awaited before any wait or heartbeat.
         self._marking: asyncio.Task[None] | None = None
         self._marking_batch = Confirmed()
-        self.broker = BrokerLog(self.instance_id, self.metrics, interval=config.loss_check_interval)
+        self.broker = BrokerLog(self.instance_id, self.metrics, interval=config.loss_check_interval,
+                                grace=config.loss_grace)
         self._stop = asyncio.Event()
         self._next_heartbeat = 0.0
         self.wakeup = Wakeup(dsn, Backoff(base=config.backoff_base, cap=config.backoff_cap))
@@ -169,6 +170,9 @@ class Relay:
             return
         if self.broker.recovery_due:
             await self._mark()  # what was confirmed before is marked, then made unpublished again with the rest
+            if (wait := self.broker.recover_in()) > 0:  # nothing of the lease partitions goes out meanwhile
+                await self._sleep(min(wait, self.config.heartbeat_interval))
+                return
             await self.broker.recover(self.pool, self.leases.owned)
         trial = self.breaker.state is BreakerState.HALF_OPEN
         limit = 1 if trial else self.config.batch_size
@@ -225,7 +229,7 @@ class Relay:
         try:
             if not self.publisher.started:
                 await asyncio.wait_for(self._start_publisher(), timeout=4 * self.config.publish_timeout)
-            probe = await self.publisher.probe(self.broker.partitions())
+            probe = await self.publisher.probe(self.broker.highs())
             finding = self.broker.lost_in(probe, retired, await self._partition_counts(probe))
             missing = [t for t in self.topics if t.name not in probe.topics and t.name not in retired]
             if missing:  # declared again before anything is sent: a producer would create them with any count

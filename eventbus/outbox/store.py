@@ -232,12 +232,22 @@ async def status_report(conn: asyncpg.Connection, window_s: float = 60.0) -> dic
     leases = await conn.fetch(
         "SELECT owner, count(*) AS n FROM outbox_leases WHERE expires_at > clock_timestamp() GROUP BY owner")
     owned = {r["owner"]: r["n"] for r in leases}
+    losses = None
+    if await conn.fetchval("SELECT to_regclass('outbox_broker_losses') IS NOT NULL"):
+        last = await conn.fetchrow(
+            "SELECT id, detected_at, detected_by, evidence, republished, "
+            "(SELECT count(*) FROM outbox_broker_losses) AS n FROM outbox_broker_losses ORDER BY id DESC LIMIT 1")
+        losses = {"count": last["n"] if last else 0,
+                  "last": {"id": last["id"], "detected_at": last["detected_at"].isoformat(),
+                           "detected_by": last["detected_by"], "evidence": last["evidence"],
+                           "republished": last["republished"]} if last else None}
     return {
         "backlog": stats["backlog"],
         "oldest_unpublished_age_s": round(stats["oldest_age"], 3),
         "published_last_minute": published,
         "published_per_s": round(published / window_s, 1),
         "retained_published": retained,
+        "broker_losses": losses,
         "relays": [
             {"instance": r["instance_id"], "seen_ago_s": round(r["seen_ago"], 1),
              "leases": owned.get(r["instance_id"], 0), **orjson.loads(r["status"])}

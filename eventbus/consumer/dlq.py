@@ -26,6 +26,7 @@ from eventbus.consumer.messages import RawMessage
 from eventbus.envelope import H_EVENT_ID, header_value
 from eventbus.resilience import Backoff
 from eventbus.resilience.retry import retry
+from eventbus.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,11 @@ class DeadLetterWriter:
         self.database = database
         #: whether the group's database has `dlq_records` (None: not asked yet)
         self.stored: bool | None = None
+        #: source topic -> partition count (the worker sets it): a DLQ topic is declared with its source's count
+        #: before the first write to it by each producer; a broker that came back empty would create it with its
+        #: own default count, and the write to the source's partition would fail for good
+        self.partitions: dict[str, int] = {}
+        self._declared: set[str] = set()
         self._producer: AIOKafkaProducer | None = None
 
     async def _ensure(self) -> AIOKafkaProducer:
@@ -146,6 +152,9 @@ class DeadLetterWriter:
         headers = dlq_headers(message, self.group, failure, attempts)
         async def send() -> tuple[int, int]:
             producer = await self._ensure()
+            if topic not in self._declared and message.topic in self.partitions:
+                await ensure_topics(self.bootstrap_servers, [TopicSpec(topic, self.partitions[message.topic])])
+                self._declared.add(topic)
             metadata = await producer.send_and_wait(topic, key=message.key, value=message.value, headers=headers,
                                                     partition=message.partition)
             return metadata.partition, metadata.offset
@@ -180,6 +189,7 @@ class DeadLetterWriter:
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None
+        self._declared.clear()
         if producer is not None:
             try:
                 await producer.stop()

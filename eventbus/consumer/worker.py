@@ -3,6 +3,9 @@
 Records are read raw (decoding and validation happen inside the processor, where a failure can be
 classified) and taken in batches with `noack_take`; a batch is acked only after `process` returned,
 so an agent cancelled mid-batch (shutdown, SIGKILL) leaves its records to be delivered again.
+
+A partition whose log the broker lost (a topic deleted and recreated, an unclean leader election, an in-memory
+broker restarted while the group survived) is read again from its beginning: see `LogResetGuard`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust import web
-from prometheus_client import generate_latest
+from prometheus_client import Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from eventbus.consumer import dedupe, dlq
@@ -58,6 +62,9 @@ class WorkerSettings(CommonSettings):
     consumer_bug_classes: str = "KeyError,TypeError,AttributeError,ValueError,UnicodeDecodeError"
     #: longer than topic retention (7 d) plus DLQ retention (14 d): a replay is still deduplicated
     consumer_dedupe_retention_days: float = 30.0
+    #: how often the worker looks for partitions whose log the broker lost (LogResetGuard): well within the
+    #: relays' RELAY_LOSS_GRACE, while the new log is still short of where the worker was
+    consumer_log_reset_check: float = 0.2
     consumer_data_dir: Path = Path(".data/faust")
 
     def port_for(self, group: str) -> int:
@@ -100,7 +107,8 @@ async def wait_for_topics(settings: WorkerSettings, group: str, sources: list[To
                 backoff=Backoff(base=0.5, cap=5.0), log=log)
 
 
-async def take_batches(stream: Any, max_records: int, within: float) -> AsyncIterator[list[Any]]:
+async def take_batches(stream: Any, max_records: int, within: float,
+                       queues: list[Any] | None = None) -> AsyncIterator[list[Any]]:
     """The agent's events in batches of up to `max_records`, taken off its channel's queue in bulk.
 
     Faust's `Stream.noack_take` spends several tasks and loop turns per event and stops taking while
@@ -115,6 +123,8 @@ async def take_batches(stream: Any, max_records: int, within: float) -> AsyncIte
     consumer = app.consumer
     channel = aiter(stream.channel)  # subscribes to the topic, as iterating the stream does
     queue = channel.queue
+    if queues is not None:  # LogResetGuard looks in it
+        queues.append(queue)
 
     def keep(batch: list[Any], event: Any) -> None:
         message = event.message
@@ -146,6 +156,94 @@ async def take_batches(stream: Any, max_records: int, within: float) -> AsyncIte
         channel.on_stop_iteration()
 
 
+class LogResetGuard:
+    """Reads a partition again from its beginning when the broker lost its log under a running worker.
+
+    A running consumer keeps its position when the log under it is reset: on Tansu it then fetches beyond the
+    end and sees nothing new, ever (a recreated topic); on Apache Kafka the fetch is out of range and aiokafka
+    moves to the beginning, but Faust drops every record below the offset it read last and ignores acks below
+    the offset it committed. So, every `interval` s, for each assigned partition whose high watermark (from the
+    last fetch) is below where this worker was (the offset it read last, committed, or will fetch next): once
+    every record it delivered from the old log is acked, Faust's offsets for the partition are forgotten (as a
+    rebalance does) and the consumer seeks to the beginning. Dedupe skips what was applied before (counted in
+    `consumer_duplicates`); `consumer_log_resets` counts the partitions read again.
+
+    A broker that restarts empty also forgets the group: the worker rejoins, finds no committed offset and
+    starts from the beginning by itself; this guard is for when the group survives the loss.
+    """
+
+    def __init__(self, app: faust.App, counter: Callable[[], Any]) -> None:
+        self.app = app
+        self._make_counter = counter
+        self._counter: Any = None
+        #: the agents' channel queues (take_batches registers them): events delivered, not yet taken
+        self.queues: list[Any] = []
+
+    async def check(self) -> list[Any]:
+        """Partitions read again from the beginning by this check."""
+        if self._counter is None:  # made on the first check: shown at 0 until a reset
+            self._counter = self._make_counter()
+        consumer: Any = self.app.consumer  # Faust's per-partition offsets are private
+        thread = getattr(consumer, "_thread", None)
+        kafka = getattr(thread, "_consumer", None)
+        if thread is None or kafka is None or self.app.rebalancing:
+            return []
+        reset = []
+        assigned = list(consumer.assignment())
+        for tp in assigned:
+            try:
+                end = kafka.highwater(tp)
+            except AssertionError:  # no longer assigned
+                continue
+            if end is None:  # nothing fetched yet
+                continue
+            read = consumer._read_offset.get(tp)
+            committed = consumer._committed_offset.get(tp)
+            # where this worker was: each is at most the log's end while the log holds what it held
+            beyond = max(v for v in (read, committed, _position(kafka, tp), -1) if v is not None)
+            if beyond <= end:
+                continue
+            if not self._settled(tp):
+                continue  # records of the old log are still being applied: their acks come first
+            log.warning("%s[%d]: the broker's log ends at %d, below where this worker was (%d): it lost that "
+                        "log; reading it again from the beginning (what was applied before is skipped by event id)",
+                        tp.topic, tp.partition, end, beyond)
+            for state in (consumer._acked, consumer._acked_index, consumer._gap, consumer._read_offset,
+                          consumer._committed_offset):
+                state.pop(tp, None)
+            await thread.call_thread(_rewind, kafka, TopicPartition(tp.topic, tp.partition))
+            self._counter.inc()
+            reset.append(tp)
+        return reset
+
+    def _settled(self, tp: Any) -> bool:
+        """Every record delivered from the partition has been applied and acked: none waits in an agent's queue,
+        none taken is unacked (an ack after the reset would commit an offset of the old log)."""
+        consumer: Any = self.app.consumer
+        if any(message.tp == tp for message in list(consumer._unacked_messages)):
+            return False
+        return not any(getattr(event, "message", None) is not None and event.message.tp == tp
+                       for queue in self.queues for event in list(getattr(queue, "_queue", ())))
+
+
+async def _rewind(kafka: Any, tp: TopicPartition) -> None:
+    """Seek to where the log begins now, in the consumer's thread. An explicit offset: `seek_to_beginning` leaves
+    the position unknown until the reset is done, and Faust's livelock check asserts on an unknown position."""
+    start = (await kafka.beginning_offsets([tp]))[tp]
+    kafka.seek(tp, start)
+
+
+def _position(kafka: Any, tp: Any) -> int | None:
+    """The next offset the consumer fetches (aiokafka's private partition state, read as is: an int), or None."""
+    try:
+        state = kafka._subscription.subscription.assignment.state_value(tp)
+    except Exception:  # no subscription or assignment right now
+        return None
+    if state is None or not state.has_valid_position:
+        return None
+    return int(state.position)
+
+
 def build_app(
     *,
     group: str,
@@ -175,11 +273,17 @@ def build_app(
         datadir=str(settings.consumer_data_dir / group),
     )
 
+    guard = LogResetGuard(app, lambda: Counter(
+        "consumer_log_resets", "Partitions read again from the beginning because the broker lost their log under the "
+        "worker", ["group"], registry=processor.metrics.registry).labels(group=group))
+    partitions = {spec.name: spec.partitions for spec in sources}
     for spec in sources:
         topic = app.topic(spec.name, partitions=spec.partitions, key_serializer="raw", value_serializer="raw")
 
         async def agent(stream: Any) -> None:
-            async for batch in take_batches(stream, settings.consumer_batch_max, settings.consumer_batch_within):
+            processor.dlq.partitions.update(partitions)  # DLQ topics are declared like their sources
+            async for batch in take_batches(stream, settings.consumer_batch_max, settings.consumer_batch_within,
+                                            guard.queues):
                 await processor.process([to_raw(event.message) for event in batch])
                 for event in batch:
                     await stream.ack(event)
@@ -203,6 +307,13 @@ def build_app(
     async def metrics(view: web.View, _request: web.Request) -> web.Response:
         # as a header: aiohttp refuses a content_type argument that carries a charset (it answered 500)
         return view.bytes(generate_latest(processor.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.timer(interval=settings.consumer_log_reset_check)  # type: ignore[untyped-decorator]
+    async def read_lost_logs_again() -> None:
+        try:
+            await guard.check()
+        except Exception as exc:  # a check that failed is made again at the next interval
+            log.warning("checking for partitions whose log the broker lost failed: %r", exc)
 
     @app.timer(interval=3600.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def forget_old_event_ids() -> None:

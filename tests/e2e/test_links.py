@@ -28,8 +28,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
-    # a short reset timeout so the breakers' trial comes soon after the dependency is back
-    yield from background_stack(tmp_path_factory.mktemp("links"), LINK_BREAKER_RESET="1",
+    # a short reset timeout so the breakers' trial comes soon after the dependency is back; no automatic
+    # restarts: the outages here last until the test restarts the process
+    yield from background_stack(tmp_path_factory.mktemp("links"), LINK_BREAKER_RESET="1", STACK_AUTO_RESTART="0",
                                 LINK_BREAKER_THRESHOLD="3")
 
 

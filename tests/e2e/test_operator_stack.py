@@ -37,7 +37,9 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     data = tmp_path_factory.mktemp("operator-stack")
     ports = {name: free_port() for name in PORTS}
     operator = {k: v for k, v in os.environ.items() if k not in UNSET} | {"STACK_DATA_DIR": str(data)}
-    started = _run(operator | {k: str(v) for k, v in ports.items()}, "services.stack", "run-bg", timeout=240)
+    # no automatic restarts: a killed worker must stay down until the operator restarts it
+    started = _run(operator | {k: str(v) for k, v in ports.items()} | {"STACK_AUTO_RESTART": "0"},
+                   "services.stack", "run-bg", timeout=240)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         yield data, operator, ports

@@ -24,6 +24,8 @@ from services.topology import TASK_RATINGS
 Start = Literal["before", "final"]
 SERVICE_TREES = ("management", "hiring", "bonus")
 BEFORE_REVISION = "0001_before"
+#: the branch of each service tree that no playbook owns: the backbone's tables, applied in every stage
+BACKBONE = "backbone"
 #: the registry's content in the "before" state
 BASELINE_SCHEMAS = ("TaskCreated:0", "ManagerCreated:0", "TaskRating:0")
 
@@ -53,6 +55,9 @@ def migrate(server_url: str, start: Start) -> None:
     for database in ALL_DATABASES:
         target = BEFORE_REVISION if database in SERVICE_TREES and start == "before" else "heads"
         upgrade(database, server_url, target)
+        if database in SERVICE_TREES:
+            # the backbone's own tables (broker-loss recovery, durable dead letters): in every stage
+            upgrade(database, server_url, f"{BACKBONE}@head")
     if start == "final" and fresh:
         asyncio.run(_final_switches(server_url))
         asyncio.run(_playbooks_done(server_url))

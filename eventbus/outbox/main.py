@@ -52,6 +52,9 @@ class RelaySettings(CommonSettings):
     relay_loss_grace: float = 1.0
     #: the outbox's database when it is none of the services' (a relay for any outbox: tests, operators)
     relay_database_url: str | None = None
+    #: a stable name for this relay (the stack gives each of its relays one): restarted, it renews its own
+    #: leases at once instead of waiting RELAY_LEASE_TTL for them to expire. Never give two live relays one name.
+    relay_instance_id: str | None = None
 
     def port_for(self, service: str) -> int:
         """`<SERVICE>_RELAY_PORT` when set, else RELAY_PORT, else the service's default above."""
@@ -96,6 +99,7 @@ async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings, 
         config=settings.config(),
         paused_topics=(lambda: control.flags.value(paused_flag)) if paused_flag in control.flags.specs else None,
         retired_topics=(lambda: retired(control.flags)) if retired is not None else None,
+        instance_id=settings.relay_instance_id,
     )
     control.report = lambda: {"relay": relay.status()}
     await control.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 
 from eventbus.consumer.dlq import dlq_topic, parking_topic
@@ -50,7 +51,14 @@ PROCESS_NAMES = ("registry", "management", "hiring", "bonus", "management-relay"
 
 
 def process_specs(s: StackSettings) -> list[ProcessSpec]:
-    return [ProcessSpec(p.name, python_module(p.module), p.port, {p.port_variable: str(p.port)}) for p in planned(s)]
+    specs = []
+    for p in planned(s):
+        env = {p.port_variable: str(p.port)}
+        if p.name.endswith("-relay"):
+            # one relay per outbox in this stack: a restarted relay takes its own leases back at once
+            env["RELAY_INSTANCE_ID"] = f"{p.name}@{socket.gethostname()}:{s.stack_data_dir.name}"
+        specs.append(ProcessSpec(p.name, python_module(p.module), p.port, env))
+    return specs
 
 
 def registry_url(s: StackSettings) -> str:

@@ -47,7 +47,8 @@ def test_a_process_variable_moves_the_process_and_the_stack_alike(monkeypatch: p
     specs = {s.name: s for s in process_specs(StackSettings(stack_data_dir=tmp_path))}
     assert (specs["hiring-relay"].port, specs["bonus-worker"].port, specs["management"].port) == (9102, 9103, 9001)
     # the child gets its own variable, which beats a RELAY_PORT / WORKER_PORT it might inherit
-    assert specs["hiring-relay"].env == {"HIRING_RELAY_PORT": "9102"}
+    assert specs["hiring-relay"].env["HIRING_RELAY_PORT"] == "9102"
+    assert specs["hiring-relay"].env["RELAY_INSTANCE_ID"].startswith("hiring-relay@")  # its own leases on a restart
     assert specs["bonus-worker"].env == {"BONUS_WORKER_PORT": "9103"}
 
 

@@ -80,6 +80,7 @@ class Relay:
         self.pool: asyncpg.Pool | None = None
         self.published_total = 0
         self.failures_total = 0
+        self._successes = 0
         self.last_error: str | None = None
         self.database_ok = False
         self._pending = Confirmed()  # broker-confirmed, not yet marked published
@@ -165,6 +166,17 @@ class Relay:
             await self._mark()
             await self._sleep(max(0.05, min(self.breaker.retry_in(), self.config.heartbeat_interval)))
             return
+        failures, successes = self.failures_total, self._successes
+        try:
+            await self._round()
+        finally:
+            if self.failures_total == failures and self._successes == successes:
+                # the round let the trial through but tried nothing (a loss being recovered, nothing to send, the
+                # database went away): a half-open breaker must let the next round try, not wait for ever
+                self.breaker.release_trial()
+
+    async def _round(self) -> None:
+        assert self.pool is not None
         if self.broker.check_due(self.publisher.started, self.publisher.connections()) \
                 and not await self._check_broker():
             return
@@ -180,7 +192,6 @@ class Relay:
         rows = await store.fetch_unpublished(self.pool, sorted(self.leases.owned), limit, self._marking_batch.ids,
                                              self.paused_in_effect)
         if not rows:
-            self.breaker.release_trial()
             await self._mark()
             await self._idle(self.config.poll_interval)
             return
@@ -210,6 +221,7 @@ class Relay:
             await self._declare(self.broker.went_back(outcome, await self._partition_counts()))
         if outcome.error is None:
             self.breaker.record_success()
+            self._successes += 1
             self.backoff.reset()
         else:
             await self._publish_failed(outcome.error)

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from eventbus.db import plain_url, with_database
 from eventbus.settings import REPO_ROOT
@@ -116,6 +118,53 @@ async def probe(urls: dict[str, str], client: httpx.AsyncClient, deadline: float
     return False
 
 
+class Duplicates:
+    """What the workers' dedupe skipped, summed over every worker process the run saw: each worker's
+    `consumer_duplicates_total` is scraped every second and kept per pid (a kill loses at most its last second)."""
+
+    def __init__(self, stack: Stack, interval: float = 1.0) -> None:
+        self.stack = stack
+        self.interval = interval
+        self.seen: dict[tuple[str, int], float] = {}
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.seen.values()))
+
+    async def scrape(self, client: httpx.AsyncClient) -> None:
+        for name, process in self.stack.state().processes.items():
+            if not name.endswith("-worker") or process.pid is None:
+                continue
+            try:
+                text = (await client.get(f"{process.url}/metrics", timeout=2)).text
+            except httpx.HTTPError:
+                continue
+            value = sum(sample.value for family in text_string_to_metric_families(text)
+                        for sample in family.samples if sample.name == "consumer_duplicates_total")
+            self.seen[(name, process.pid)] = max(value, self.seen.get((name, process.pid), 0.0))
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient() as client:
+            while True:
+                with contextlib.suppress(Exception):  # a stack mid-restart: the next scrape catches up
+                    await self.scrape(client)
+                await asyncio.sleep(self.interval)
+
+
+async def broker_losses(stack: Stack) -> dict[str, tuple[int, int]]:
+    """Per relaying service: losses declared and rows re-published (`outbox_broker_losses`, durable)."""
+    losses = {}
+    database_url = stack.state().database_url or ""
+    for service in ("management", "hiring"):
+        conn = await asyncpg.connect(plain_url(with_database(database_url, service)), timeout=10)
+        try:
+            row = await conn.fetchrow("SELECT count(*), coalesce(sum(republished), 0) FROM outbox_broker_losses")
+            losses[service] = (int(row[0]), int(row[1]))
+        finally:
+            await conn.close()
+    return losses
+
+
 async def outboxes_empty(stack: Stack) -> int:
     left = 0
     database_url = stack.state().database_url or ""
@@ -136,6 +185,8 @@ async def soak(stack: Stack, duration: float, rate: float, recovery_timeout: flo
     traffic.use_usernames()
     await traffic.start()
     faults: list[Fault] = []
+    duplicates = Duplicates(stack)
+    scraper = asyncio.create_task(duplicates.run())
     started = time.monotonic()
     order: list[str] = []
     async with httpx.AsyncClient(timeout=5) as client:
@@ -177,7 +228,17 @@ async def soak(stack: Stack, duration: float, rate: float, recovery_timeout: flo
             await asyncio.sleep(1)
     result = await reconcile(urls, ack, timeout=180)
     left = await outboxes_empty(stack)
-    return report(faults, ack.acked_at, result, left)
+    async with httpx.AsyncClient() as client:
+        await duplicates.scrape(client)
+    scraper.cancel()
+    code = report(faults, ack.acked_at, result, left)
+    losses = await broker_losses(stack)
+    print(f"broker losses declared {sum(n for n, _ in losses.values())} "
+          f"({', '.join(f'{s} {n}' for s, (n, _) in losses.items())}); rows re-published "
+          f"{sum(r for _, r in losses.values())} ({', '.join(f'{s} {r}' for s, (_, r) in losses.items())}); "
+          f"events the workers skipped as duplicates {duplicates.total} (every cause: re-published rows, "
+          "batches re-read after a worker or relay kill)")
+    return code
 
 
 def report(faults: list[Fault], acked_at: dict[str, float], result: dict[str, Any], left: int) -> int:
@@ -186,13 +247,15 @@ def report(faults: list[Fault], acked_at: dict[str, float], result: dict[str, An
         by_kind[f.kind].append(f)
     bad = {"lost": set(result["lost"]), "doubled": set(result["doubled"]),
            "wrong": {w[0] for w in result["wrong_amount"]}}
-    print(f"\n{'fault':<18}{'faults':>7}{'lost':>6}{'doubled':>9}{'wrong':>7}{'recovery s (max)':>18}{'manual':>8}")
+    print(f"\n{'fault':<18}{'faults':>7}{'lost':>6}{'doubled':>9}{'wrong':>7}{'recovery s median':>19}"
+          f"{'max':>6}{'manual':>8}")
     for kind, items in sorted(by_kind.items()):
         windows = [(f.at, f.at + (f.recovered_in or 60)) for f in items]
         in_window = {t for t, at in acked_at.items() if any(a <= at <= b for a, b in windows)}
-        worst = max((f.recovered_in or 0) for f in items)
+        times = [f.recovered_in for f in items if f.recovered_in is not None] or [0.0]
         print(f"{kind:<18}{len(items):>7}{len(bad['lost'] & in_window):>6}{len(bad['doubled'] & in_window):>9}"
-              f"{len(bad['wrong'] & in_window):>7}{worst:>18.1f}{sum(f.manual for f in items):>8}")
+              f"{len(bad['wrong'] & in_window):>7}{statistics.median(times):>19.1f}{max(times):>6.1f}"
+              f"{sum(f.manual for f in items):>8}")
     problems = {k: result[k] for k in ("lost", "doubled", "wrong_amount", "unexpected", "balances_off",
                                        "server_errors") if result[k]}
     manual = sum(f.manual for f in faults)
@@ -232,6 +295,10 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
     print(f"chaos: a fresh stack in {data_dir} (final state), {args.duration:g} s of faults at {args.rate:g} "
           "tasks/s", flush=True)
+    def stopped(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")  # so the stack below is stopped, not orphaned
+
+    signal.signal(signal.SIGTERM, stopped)
     stack = start_stack(data_dir)
     try:
         code = asyncio.run(soak(stack, args.duration, args.rate, args.recovery_timeout, args.seed,

@@ -27,8 +27,31 @@ def plain_url(url: str) -> str:
     return "postgresql" + sep + rest if scheme.startswith("postgres") else url
 
 
+def hosts_of(url: str) -> list[tuple[str, int]]:
+    """Every host:port of a database URL: one, or several for a replicated server
+    (`postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write`, libpq's and asyncpg's form)."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    found = []
+    for server in netloc.split(","):
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit() or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = server, "5432"
+        found.append((host.strip("[]") or "127.0.0.1", int(port)))
+    return found
+
+
 def sqlalchemy_url(url: str) -> str:
-    return "postgresql+asyncpg://" + plain_url(url).partition("://")[2]
+    """The URL for SQLAlchemy's asyncpg dialect. A multi-host URL becomes its `?host=h1:p1&host=h2:p2` form
+    (SQLAlchemy does not parse a host list in the authority); other query parameters, such as
+    `target_session_attrs`, reach asyncpg as they are."""
+    rest = plain_url(url).partition("://")[2]
+    parts = urlsplit("postgresql://" + rest)
+    if "," not in parts.netloc:
+        return "postgresql+asyncpg://" + rest
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    hosts = "&".join(f"host={host}:{port}" for host, port in hosts_of(url))
+    query = hosts + ("&" + parts.query if parts.query else "")
+    return urlunsplit(("postgresql+asyncpg", (userinfo + "@") if userinfo else "", parts.path, query, ""))
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -42,8 +42,11 @@ from services.traffic import Traffic, reconcile
 PROCESSES = ("management", "hiring", "bonus", "registry", "management-relay", "hiring-relay", "bonus-worker",
              "hiring-worker")
 SERVERS = ("kafka", "postgresql")
+#: with --ha (EMBEDDED_PG_HA): the replicated database's nodes by their role at the time of the kill
+HA_SERVERS = ("kafka", "postgresql-primary", "postgresql-standby")
 PORTS = ("REGISTRY_PORT", "MANAGEMENT_PORT", "HIRING_PORT", "BONUS_PORT", "MANAGEMENT_RELAY_PORT",
-         "HIRING_RELAY_PORT", "BONUS_WORKER_PORT", "HIRING_WORKER_PORT", "EMBEDDED_PG_PORT", "EMBEDDED_KAFKA_PORT")
+         "HIRING_RELAY_PORT", "BONUS_WORKER_PORT", "HIRING_WORKER_PORT", "EMBEDDED_PG_PORT", "EMBEDDED_KAFKA_PORT",
+         "EMBEDDED_PG_STANDBY_PORT")
 
 
 def free_port() -> int:
@@ -80,6 +83,9 @@ class Stack:
         state = self.state()
         if kind in state.processes:
             return state.processes[kind].pid
+        role = kind.partition("postgresql-")[2]
+        if role in ("primary", "standby"):  # a node of the replicated database, by its role now
+            return next((s.pid for s in state.servers.values() if s.role == role), None)
         return state.servers[kind].pid if kind in state.servers else None
 
 
@@ -270,10 +276,11 @@ def report(faults: list[Fault], acked_at: dict[str, float], result: dict[str, An
     return 1 if problems or manual or left else 0
 
 
-def start_stack(data_dir: Path) -> Stack:
+def start_stack(data_dir: Path, ha: bool = False) -> Stack:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS",
                                                             "REGISTRY_URL", *PORTS)}
-    env |= {"STACK_DATA_DIR": str(data_dir), "STACK_START": "final", **{p: str(free_port()) for p in PORTS}}
+    env |= {"STACK_DATA_DIR": str(data_dir), "STACK_START": "final", **{p: str(free_port()) for p in PORTS},
+            "EMBEDDED_PG_HA": "1" if ha else "0"}
     stack = Stack(data_dir, env)
     started = stack.run("services.stack", "run-bg")
     if started.returncode != 0:
@@ -289,9 +296,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recovery-timeout", type=float, default=90, help="a fault not recovered by then "
                                                                           "counts as a manual action")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--faults", default=",".join(PROCESSES + SERVERS), help="kinds to kill, comma-separated")
+    parser.add_argument("--faults", help="kinds to kill, comma-separated (default: every process and server; "
+                                         f"{','.join(PROCESSES + SERVERS)}, with --ha {','.join(HA_SERVERS)})")
+    parser.add_argument("--ha", action="store_true", help="a replicated PostgreSQL (EMBEDDED_PG_HA): kill its "
+                                                         "primary (a failover) and its standby")
     parser.add_argument("--keep", action="store_true", help="leave the stack and its data folder running")
     args = parser.parse_args(argv)
+    faults = args.faults or ",".join(PROCESSES + (HA_SERVERS if args.ha else SERVERS))
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
     print(f"chaos: a fresh stack in {data_dir} (final state), {args.duration:g} s of faults at {args.rate:g} "
           "tasks/s", flush=True)
@@ -299,10 +310,10 @@ def main(argv: list[str] | None = None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")  # so the stack below is stopped, not orphaned
 
     signal.signal(signal.SIGTERM, stopped)
-    stack = start_stack(data_dir)
+    stack = start_stack(data_dir, args.ha)
     try:
         code = asyncio.run(soak(stack, args.duration, args.rate, args.recovery_timeout, args.seed,
-                                [k.strip() for k in args.faults.split(",") if k.strip()]))
+                                [k.strip() for k in faults.split(",") if k.strip()]))
     finally:
         if not args.keep:
             stack.run("services.stack", "stop", timeout=120)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -35,8 +36,10 @@ def _bin_dir() -> Path:
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path, port: int, *, host: str = "127.0.0.1", max_connections: int = 300,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, options: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        #: server settings given as `-c name=value` at each start (replication: eventbus.stack.replication)
+        self.options = dict(options or {})
         #: variables added to the postmaster's environment
         self.env = dict(env or {})
         self.port = port
@@ -68,6 +71,44 @@ class EmbeddedPostgres:
         for path in (self.data_dir, self.log_file):
             os.chown(path, self._uid, self._gid)
 
+    def clone_from(self, host: str, port: int, timeout: float = 120) -> None:
+        """Make this (empty or stale) data folder a standby of the server at host:port: a base backup with its
+        WAL streamed, and `standby.signal` with the primary's address (`pg_basebackup -R`)."""
+        if self.running():
+            raise EmbeddedPostgresError(f"a server runs on {self.data_dir}: stop it before cloning over it")
+        self.cloning_marker.parent.mkdir(parents=True, exist_ok=True)
+        self.cloning_marker.touch()  # a half-cloned folder must never start (it would start as a primary)
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(parents=True, mode=0o700)
+        self.log_file.touch()
+        self._prepare_user()
+        done = self._run("pg_basebackup", "-D", str(self.data_dir), "-h", host, "-p", str(port), "-U", "postgres",
+                         "-X", "stream", "-R", "-c", "fast", check=False, timeout=timeout)
+        if done.returncode != 0:
+            raise EmbeddedPostgresError(f"pg_basebackup from {host}:{port} failed: {done.stderr.strip()[-1000:]}")
+        self.cloning_marker.unlink()
+
+    @property
+    def cloning_marker(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.cloning"
+
+    @property
+    def usable(self) -> bool:
+        """The folder holds a whole cluster (not nothing, not a clone cut short)."""
+        return (self.data_dir / "PG_VERSION").exists() and not self.cloning_marker.exists()
+
+    @property
+    def is_standby(self) -> bool:
+        """The folder holds a standby (it starts in recovery, following its primary); a promoted one has lost it."""
+        return (self.data_dir / "standby.signal").exists()
+
+    def promote(self, timeout: float = 30) -> None:
+        done = self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", str(int(timeout)), "promote", check=False,
+                         timeout=timeout + 5)
+        if done.returncode != 0:
+            raise EmbeddedPostgresError(f"promoting {self.data_dir} failed: {(done.stderr or done.stdout).strip()}")
+
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(_bin_dir() / args[0]), *args[1:]], user=self._uid, group=self._gid,
                               capture_output=True, text=True, check=check, timeout=timeout)
@@ -84,6 +125,9 @@ class EmbeddedPostgres:
         it): `process` is it, so its exit status is known (a supervisor restarts it). A server already running
         on the folder (left by a stack that was killed) is used as it is; `process` is then None.
         """
+        if self.cloning_marker.exists():
+            raise EmbeddedPostgresError(f"{self.data_dir} holds a clone that was cut short: clone it again "
+                                        f"(or remove {self.cloning_marker} and the folder to start afresh)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.touch()
         self._prepare_user()
@@ -96,7 +140,8 @@ class EmbeddedPostgres:
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", self.host,
-                 "-k", str(self.data_dir), "-c", f"max_connections={self.max_connections}"],
+                 "-k", str(self.data_dir), "-c", f"max_connections={self.max_connections}",
+                 *(arg for name, value in self.options.items() for arg in ("-c", f"{name}={value}"))],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 user=self._uid, group=self._gid, env={**os.environ, **self.env})
         self.process = process

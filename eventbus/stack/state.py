@@ -69,6 +69,8 @@ class ServerState(Supervised):
     address: str
     embedded: bool
     pid: int | None = None
+    #: a node of a replicated PostgreSQL: "primary" or "standby" (None: not replicated)
+    role: str | None = None
 
 
 def _supervised(doc: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +116,8 @@ class StackState:
                      for n, p in (doc.get("processes") or {}).items() if isinstance(p, dict) and "url" in p}
         for name, url in (doc.get("urls") or {}).items():  # the form of older state files
             processes.setdefault(str(name), ProcessState(str(url)))
-        servers = {str(n): ServerState(str(s["address"]), bool(s.get("embedded")), _int(s.get("pid")), **_supervised(s))
+        servers = {str(n): ServerState(str(s["address"]), bool(s.get("embedded")), _int(s.get("pid")),
+                                       role=s["role"] if isinstance(s.get("role"), str) else None, **_supervised(s))
                    for n, s in (doc.get("servers") or {}).items() if isinstance(s, dict) and "address" in s}
         return cls(data_dir=data_dir, pid=int(doc["pid"]), ready=bool(doc.get("ready")),
                    ready_in=doc.get("ready_in"), started_at=doc.get("started_at"),

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 import httpx
 
+from eventbus.db import hosts_of
 from eventbus.stack.state import StackState, Supervised, pid_alive
 
 
@@ -57,6 +57,9 @@ async def check_stack(state: StackState, timeout: float = 3.0) -> list[Check]:
     servers = []
     if state.database_url:
         servers.append(("postgresql", _host_ports(state.database_url, database=True)))
+    # the nodes of a replicated PostgreSQL, each with its role
+    servers += [(name, _host_ports(server.address, database=False)) for name, server in state.servers.items()
+                if server.role is not None]
     if state.bootstrap_servers:
         servers.append(("kafka", _host_ports(state.bootstrap_servers, database=False)))
     async with httpx.AsyncClient(timeout=timeout) as client:
@@ -67,8 +70,7 @@ async def check_stack(state: StackState, timeout: float = 3.0) -> list[Check]:
 
 def _host_ports(value: str, *, database: bool) -> list[tuple[str, int]]:
     if database:
-        parts = urlsplit(value)
-        return [(parts.hostname or "127.0.0.1", parts.port or 5432)]
+        return hosts_of(value)
     found = []
     for server in value.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -100,6 +102,8 @@ async def _check_server(state: StackState, name: str, hosts: list[tuple[str, int
     if len(failures) == len(hosts):
         return _with_life(Check(name, address, False, "DOWN: " + "; ".join(failures), pid), server)
     detail = "ok (port open)" if not failures else f"ok ({len(hosts) - len(failures)} of {len(hosts)} answer)"
+    if server is not None and server.role is not None:
+        detail = f"ok ({server.role})"
     return _with_life(Check(name, address, True, detail, pid), server)
 
 
@@ -158,8 +162,10 @@ def render(state: StackState, checks: list[Check], data_dir_shown: str) -> list[
         head += f", ready in {state.ready_in} s"
     if state.started_at:
         head += f", up {_duration(time.time() - state.started_at)}"
-    lines = [head, f"  {'NAME':<18}{'ADDRESS':<28}{'PID':<20}{'HEALTH':<24}  {'UPTIME':<9}{'RESTARTS':<10}LAST EXIT"]
-    lines += [f"  {c.name:<18}{c.address:<28}{c.pid:<20}{c.detail:<24}  {_uptime(c):<9}{_restarts(c):<10}"
+    wide = max([28, *(len(c.address) + 2 for c in checks)])
+    lines = [head, f"  {'NAME':<18}{'ADDRESS':<{wide}}{'PID':<20}{'HEALTH':<24}  {'UPTIME':<9}{'RESTARTS':<10}"
+                   "LAST EXIT"]
+    lines += [f"  {c.name:<18}{c.address:<{wide}}{c.pid:<20}{c.detail:<24}  {_uptime(c):<9}{_restarts(c):<10}"
               f"{_last_exit(c)}".rstrip() for c in checks]
     bad = [c.name for c in checks if not c.healthy]
     looping = [c for c in checks if c.crash_looping]

@@ -40,6 +40,7 @@ import httpx
 
 from eventbus.stack.broker import TansuBroker
 from eventbus.stack.postgres import EmbeddedPostgres
+from eventbus.stack.replication import ReplicatedPostgres
 from eventbus.stack.restart import finish_request, refuse_request, restart_file, take_request
 from eventbus.stack.state import pid_alive
 from eventbus.stack.supervisor import ProcessSpec, Supervisor
@@ -180,6 +181,11 @@ class Unit:
     def launch(self, env: Mapping[str, str]) -> None:
         raise NotImplementedError
 
+    def on_exit(self) -> str | None:
+        """Run (in a thread) as soon as the supervision sees it down, before its restart's backoff: a replicated
+        database's failover. Says what it did (None: nothing)."""
+        return None
+
     def halt(self, timeout: float) -> Exit:
         """Stop it (and whatever it left behind) and return how it ended."""
         raise NotImplementedError
@@ -280,6 +286,26 @@ class PostgresUnit(Unit):
 
     async def probe(self, client: httpx.AsyncClient, timeout: float) -> Probe:
         return await tcp_probe(self.pg.host, self.pg.port, timeout)
+
+
+class NodeUnit(PostgresUnit):
+    """A node of the replicated PostgreSQL (eventbus.stack.replication): when the primary goes down its standby
+    is promoted at once; the old primary comes back as the new one's standby."""
+
+    def __init__(self, pair: ReplicatedPostgres, name: str, **hooks: Any) -> None:
+        super().__init__(pair.nodes[name], **hooks)
+        self.name = name
+        self.pair = pair
+
+    def launch(self, env: Mapping[str, str]) -> None:
+        self.pg.env = dict(env)
+        self.pair.relaunch(self.pg)
+        self.adopted = self.pg.postmaster_pid() if self.pg.process is None else None
+        self.last_pid = self.pg.process.pid if self.pg.process is not None else self.adopted
+        self.started_at = time.time()
+
+    def on_exit(self) -> str | None:
+        return self.pair.failover(self.pg)
 
 
 class BrokerUnit(Unit):
@@ -442,6 +468,7 @@ class Supervision:
         rec.after_restart_pending = False
         head = f"!! {name} {why} (pid {pid or self.units[name].pid()}, up {_duration(now - rec.started_mono)})"
         rec.history = [t for t in rec.history if now - t < self.policy.crash_loop_window]
+        self._spawn(self._on_exit(name))  # a failover is not a restart: it happens with restarts off too
         if not self.policy.auto_restart:
             rec.state = EXITED
             self.say(f"{head}; automatic restarts are off")
@@ -459,6 +486,15 @@ class Supervision:
             rec.state, rec.restart_at = WAITING, now + delay
             self.say(f"{head}; restarting it in {delay:g} s")
         self.on_change()
+
+    async def _on_exit(self, name: str) -> None:
+        try:
+            said = await asyncio.to_thread(self.units[name].on_exit)
+        except Exception as exc:
+            said = f"!! what follows {name}'s exit failed ({type(exc).__name__}: {exc})"
+        if said:
+            self.say(said)
+            self.on_change()
 
     def _hold_dependents(self, name: str, why: str) -> None:
         """Stop the units that cannot survive `name`'s restart now, rather than once it is back: the workers'

@@ -13,8 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from eventbus.db import hosts_of
 from eventbus.stack.state import StackState, data_dir_from_env, read_state, read_state_file, state_file
 
 #: what each address is called in messages, and the environment variable that gives it
@@ -124,9 +124,7 @@ def why_no_stack(data_dir: Path) -> str:
 def address(name: str, value: str) -> str:
     """What to show of an address: host:port of a database URL (never its password), as is otherwise."""
     if name == "database":
-        parts = urlsplit(value)
-        host = parts.hostname or "?"
-        return f"{host}:{parts.port}" if parts.port else host
+        return ",".join(f"{host}:{port}" for host, port in hosts_of(value))
     return value
 
 

@@ -32,6 +32,10 @@ class StackSettings(BaseSettings):
     #: the embedded servers listen where every process looks by default (eventbus.settings)
     embedded_pg_port: int = _port(EMBEDDED_DATABASE_URL)
     embedded_kafka_port: int = _port(EMBEDDED_BOOTSTRAP_SERVERS)
+    #: EMBEDDED_PG_HA=1: two PostgreSQL nodes, a primary and a synchronous standby with automatic failover
+    #: (eventbus.stack.replication); the second listens on EMBEDDED_PG_STANDBY_PORT (default: the first's + 1)
+    embedded_pg_ha: bool = False
+    embedded_pg_standby_port: int | None = None
     #: STACK_DATA_DIR: data, logs and the state file operator commands find the running stack by
     stack_data_dir: Path = DEFAULT_DATA_DIR
     host: str = "127.0.0.1"
@@ -54,6 +58,10 @@ class StackSettings(BaseSettings):
     stack_health_failures: int = 3
     #: 1 on the embedded broker; 3 on the compose cluster (min.insync.replicas=2)
     topic_replication_factor: int = 1
+
+    @property
+    def pg_ports(self) -> tuple[int, int]:
+        return self.embedded_pg_port, self.embedded_pg_standby_port or self.embedded_pg_port + 1
 
     def restart_policy(self) -> RestartPolicy:
         return RestartPolicy(

@@ -12,8 +12,9 @@ from pathlib import Path
 from eventbus.migrate import ALL_DATABASES
 from eventbus.stack.broker import TansuBroker, port_open
 from eventbus.stack.postgres import EmbeddedPostgres
+from eventbus.stack.replication import ReplicatedPostgres
 from eventbus.stack.state import ProcessState, ServerState
-from eventbus.stack.supervision import BrokerUnit, PostgresUnit, ServiceUnit, Supervision, Unit
+from eventbus.stack.supervision import BrokerUnit, NodeUnit, PostgresUnit, ServiceUnit, Supervision, Unit
 from eventbus.stack.supervisor import StartupError, Supervisor
 from eventbus.stack.target import address
 from services import stages
@@ -26,6 +27,8 @@ from services.stack.topology import registry_url as planned_registry_url
 class Stack:
     settings: StackSettings
     postgres: EmbeddedPostgres | None = None
+    #: EMBEDDED_PG_HA: the primary and its synchronous standby (then `postgres` is None)
+    replicated: ReplicatedPostgres | None = None
     broker: TansuBroker | None = None
     supervisor: Supervisor | None = None
     database_url: str = ""
@@ -53,6 +56,15 @@ class Stack:
         if s.database_url:
             self.database_url = s.database_url
             say(f"PostgreSQL: external ({redact(self.database_url)})")
+        elif s.embedded_pg_ha:
+            self.replicated = ReplicatedPostgres(s.stack_data_dir, s.pg_ports, host=s.host)
+            for name in self.replicated.nodes:
+                self.server_started_at[name] = time.time()
+            self.database_url = self.replicated.start()
+            roles = ", ".join(f"{name} {self.replicated.role(n)} on {n.port}"
+                              for name, n in self.replicated.nodes.items())
+            say(f"PostgreSQL: embedded, replicated ({roles}; synchronous commit, automatic failover), "
+                f"{self.database_url}")
         else:
             self.postgres = EmbeddedPostgres(s.stack_data_dir / "pg", s.embedded_pg_port)
             self.server_started_at["postgresql"] = time.time()
@@ -107,6 +119,9 @@ class Stack:
         units: list[Unit] = []
         if self.postgres is not None:
             units.append(PostgresUnit(self.postgres))
+        if self.replicated is not None:
+            self.replicated.say = lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+            units += [NodeUnit(self.replicated, name) for name in self.replicated.nodes]
         if self.broker is not None:
             # it comes back empty: the topics again (not those a playbook deleted for good), then the workers
             units.append(BrokerUnit(self.broker, after_restart=self._declare_topics, restart_after=BROKER_BOUND))
@@ -144,8 +159,18 @@ class Stack:
             if life:
                 assert watching is not None
                 pid = watching.pid("postgresql")
-            found["postgresql"] = ServerState(address("database", self.database_url), self.postgres is not None, pid,
-                                              **life)
+            if self.replicated is not None:
+                primary = self.replicated.primary()
+                pid = primary.postmaster_pid() if primary is not None else None
+            found["postgresql"] = ServerState(address("database", self.database_url),
+                                              self.postgres is not None or self.replicated is not None, pid, **life)
+            pair = self.replicated
+            for name, node in (pair.nodes if pair is not None else {}).items():
+                assert pair is not None
+                life = watching.snapshot(name) if watching is not None else {}
+                node_pid = watching.pid(name) if watching is not None else node.postmaster_pid()
+                found[name] = ServerState(f"{node.host}:{node.port}", True, node_pid,
+                                          role=pair.role(node), **life)
         if self.bootstrap_servers:
             pid = self.broker.process.pid if self.broker is not None and self.broker.process is not None else None
             life = watching.snapshot("kafka") if watching is not None and self.broker is not None else {}
@@ -162,6 +187,8 @@ class Stack:
             self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.replicated is not None:
+            self.replicated.stop()
 
 
 def redact(url: str) -> str:

@@ -70,6 +70,8 @@ def port_clashes(s: StackSettings) -> list[str]:
     listeners = [(p.name, p.port, p.port_variable) for p in planned(s)]
     if not s.database_url:
         listeners.append(("embedded PostgreSQL", s.embedded_pg_port, "EMBEDDED_PG_PORT"))
+        if s.embedded_pg_ha:
+            listeners.append(("embedded PostgreSQL standby", s.pg_ports[1], "EMBEDDED_PG_STANDBY_PORT"))
     if not s.kafka_bootstrap_servers:
         listeners.append(("embedded Kafka", s.embedded_kafka_port, "EMBEDDED_KAFKA_PORT"))
     clashes: list[str] = []

@@ -97,3 +97,15 @@ def test_the_state_file_is_private(tmp_path: Path) -> None:
 def test_addresses_shown_never_carry_a_password() -> None:
     assert address("database", PG) == "127.0.0.1:54001"
     assert address("kafka", "a:1,b:2") == "a:1,b:2"
+
+
+def test_a_replicated_database_url_names_every_node() -> None:
+    from eventbus.db import hosts_of, sqlalchemy_url, with_database
+    url = "postgresql://postgres@127.0.0.1:54329,127.0.0.1:54330/postgres?target_session_attrs=read-write"
+    assert hosts_of(url) == [("127.0.0.1", 54329), ("127.0.0.1", 54330)]
+    assert address("database", url) == "127.0.0.1:54329,127.0.0.1:54330"
+    assert sqlalchemy_url(with_database(url, "bonus")) == (
+        "postgresql+asyncpg://postgres@/bonus?host=127.0.0.1:54329&host=127.0.0.1:54330"
+        "&target_session_attrs=read-write")
+    assert sqlalchemy_url("postgresql://u:p@db:5432/x") == "postgresql+asyncpg://u:p@db:5432/x"
+    assert hosts_of("postgresql://u:p@db/x") == [("db", 5432)]

@@ -45,8 +45,8 @@ status: $(STAMP) ## is a stack running, and where
 demo: $(STAMP) ## drive the event path through the APIs of a running stack and time it
 	$(PY) -m services.demo
 
-chaos: $(STAMP) ## kill every kind of process, the broker and the database under traffic; reconcile (DURATION, RATE)
-	$(PY) -m services.chaos --duration $(if $(DURATION),$(DURATION),600) --rate $(if $(RATE),$(RATE),20)
+chaos: $(STAMP) ## kill every kind of process, the broker and the database under traffic; reconcile (DURATION, RATE, HA=1)
+	$(PY) -m services.chaos --duration $(if $(DURATION),$(DURATION),600) --rate $(if $(RATE),$(RATE),20) $(if $(filter 1,$(HA)),--ha)
 
 traffic: $(STAMP) ## drive the APIs for SECONDS (60), then reconcile every acknowledged outcome
 	$(PY) -m services.traffic --seconds $(if $(SECONDS),$(SECONDS),60)

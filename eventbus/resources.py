@@ -36,6 +36,9 @@ class ServiceResources:
         self.settings = settings
         database_url = settings.url_of(database)
         self.engine = create_engine(database_url)
+        read_url = settings.read_url_of(database)
+        #: for read-only queries that may see a standby (READ_DATABASE_URL); the engine itself when unset
+        self.read_engine = create_engine(read_url, pool_size=5) if read_url != database_url else self.engine
         self.schemas = SchemaClient(settings.registry_url, fallback_dir=settings.schemas_dir)
         self._outbox = (
             OutboxWriter(producer=producer, routes=routes or {}, schemas=self.schemas) if producer else None
@@ -100,3 +103,5 @@ class ServiceResources:
         await self.kafka.close()
         await self.schemas.aclose()
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

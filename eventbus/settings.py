@@ -43,6 +43,14 @@ class CommonSettings(BaseSettings):
     registry_database_url: str | None = None
     playbooks_database_url: str | None = None
 
+    #: READ_DATABASE_URL: a server URL for read-only queries that may run on a standby (the bonus balance and
+    #: ledger); unset: `url_of`. The replicated embedded stack sets the standby-first multi-host URL
+    read_database_url: str | None = None
+
+    def read_url_of(self, database: str) -> str:
+        """Where one service's read-only queries go: READ_DATABASE_URL's server, else `url_of`."""
+        return with_database(self.read_database_url, database) if self.read_database_url else self.url_of(database)
+
     def url_of(self, database: str) -> str:
         """The URL of one service's database: its own override, else `database_url`'s server."""
         override = getattr(self, f"{database}_database_url", None)

@@ -2,7 +2,8 @@
 002), with failover done by the stack's supervision (`NodeUnit`), so no step is manual.
 
 - **Acknowledged means on both nodes.** The primary runs with `synchronous_standby_names='*'` and
-  `synchronous_commit=on`: a commit returns once the standby has flushed its WAL.
+  `synchronous_commit=remote_apply`: a commit returns once the standby has flushed and applied its WAL, so a
+  read on the standby (`read_url`: the bonus balance and ledger) sees every acknowledged write.
 - **While no standby is connected, commits wait** (seed 000's answer, Patroni's `synchronous_mode_strict`). The
   supervision brings the standby back in about a second. A client that gives up while a commit waits gets an
   error, not an acknowledgement. The transaction may still be committed on the primary: PostgreSQL's warning
@@ -32,7 +33,8 @@ SYNC_OPTIONS = {
     "max_wal_senders": "10",
     "hot_standby": "on",
     "synchronous_standby_names": "*",
-    "synchronous_commit": "on",
+    # a commit returns once the standby has applied it: a read there sees every acknowledged write
+    "synchronous_commit": "remote_apply",
     # enough WAL kept for a standby that was down a while to catch up by streaming
     "wal_keep_size": "512MB",
     # a standby notices a dead primary's connection quickly (it is promoted anyway; this keeps its log honest)
@@ -72,7 +74,7 @@ class ReplicatedPostgres:
 
     @property
     def read_url(self) -> str:
-        """Every node; a connection lands on the standby while one answers (reads that may lag a commit)."""
+        """Every node; a connection lands on the standby while one answers, else on the primary."""
         return self._url("prefer-standby")
 
     def name_of(self, node: EmbeddedPostgres) -> str:

@@ -121,14 +121,14 @@ def routes(settings: BonusSettings) -> APIRouter:
     async def balance(manager_id: uuid.UUID, request: Request) -> BalanceOut:
         """404 for a manager nobody knows; while management is down (COMM-070 before) the manager's details
         come from the last copy or a stub, marked `stale`."""
-        b = await queries.balance(resources_of(request).engine, manager_id)
+        b = await queries.balance(resources_of(request).read_engine, manager_id)
         return BalanceOut(manager_id=b.manager_id, balance=b.balance, credits=b.credits,
                           manager=await manager_of(request, manager_id, b.credits))
 
     @router.get("/managers/{manager_id}/ledger", response_model=LedgerOut, responses=responses(404, 422, 503))
     async def ledger(manager_id: uuid.UUID, request: Request,
                      limit: int = Query(default=100, ge=1, le=1000)) -> LedgerOut:
-        rows = await queries.entries(resources_of(request).engine, manager_id, limit)
+        rows = await queries.entries(resources_of(request).read_engine, manager_id, limit)
         return LedgerOut(manager=await manager_of(request, manager_id, len(rows)), entries=[
             LedgerEntryOut(task_id=r.task_id, outcome=r.outcome, amount=r.amount, rating=r.rating, source=r.source,
                            event_id=r.event_id, created_at=r.created_at) for r in rows])

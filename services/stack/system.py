@@ -91,6 +91,8 @@ class Stack:
             "HOST": s.host,
             "PYTHONUNBUFFERED": "1",
             "REGISTRY_SEED_VERSIONS": stages.registry_seed(s.stack_start),
+            # read-only queries on the standby while it answers (it applied every acknowledged commit)
+            **({"READ_DATABASE_URL": self.replicated.read_url} if self.replicated is not None else {}),
         })
         specs = process_specs(s)
         self.supervisor.start(specs[0])

@@ -162,6 +162,23 @@ async def sample_lag(url: str, lags: list[float]) -> None:
             await asyncio.sleep(0.2)
 
 
+async def test_balances_and_ledgers_are_read_on_the_standby(ha_stack: Background) -> None:
+    """READ_DATABASE_URL: the bonus API's balance and ledger queries go to the standby while it answers (the
+    only connections a standby takes: every other one asks for a writable node)."""
+    state = state_of(ha_stack)
+    standby = next(s.address for s in state.servers.values() if s.role == "standby")
+    standby_url = f"postgresql://postgres@{standby}/postgres"
+    sessions = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'bonus' AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()")
+    bonus = state.processes["bonus"].url
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(30):
+            manager = uuid.uuid4()
+            assert (await client.get(f"{bonus}/managers/{manager}/balance")).status_code in (200, 404)
+            assert (await client.get(f"{bonus}/managers/{manager}/ledger")).status_code in (200, 404)
+    assert await count_on(standby_url, "bonus", sessions) >= 1  # the read engine's pooled connections
+
+
 @pytest.mark.timeout(300)
 async def test_two_instances_behind_the_balancer_both_answer_and_one_carries_on_when_the_other_dies(
         ha_stack: Background, tmp_path: Path) -> None:

@@ -175,3 +175,23 @@ def _family(pid: int) -> list[int]:
                 if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
     return found
+
+
+async def test_a_write_acknowledged_by_the_primary_is_already_readable_on_the_standby(replicated: Running) -> None:
+    """synchronous_commit=remote_apply: the standby applied the commit before it returned, so a read there (the
+    stack's READ_DATABASE_URL) sees every acknowledged write: no waiting, no retry."""
+    pair = replicated.pair
+    primary = pair.primary()
+    assert primary is not None
+    standby = pair.peer(primary)
+    writer = await asyncpg.connect(pair.url)
+    reader = await asyncpg.connect(pair.read_url)
+    try:
+        assert await reader.fetchval("SELECT inet_server_port()") == standby.port
+        assert await reader.fetchval("SELECT pg_is_in_recovery()")
+        for i in range(1000, 1200):
+            await writer.execute("INSERT INTO acked VALUES ($1)", i)
+            assert await reader.fetchval("SELECT count(*) FROM acked WHERE id = $1", i) == 1, f"{i} not yet applied"
+    finally:
+        await writer.close()
+        await reader.close()

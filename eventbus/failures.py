@@ -2,7 +2,8 @@
 
 A dying or restarting PostgreSQL surfaces as many exception classes: refused or reset sockets (OSError),
 timeouts, asyncpg's connection errors, "the database system is starting up / shutting down", and
-asyncpg's InternalClientError ("cannot switch to state ...") when a connection dies under a pool release.
+asyncpg's InternalClientError ("cannot switch to state ...") when a connection dies under a pool release;
+and, on a replicated database failing over, no writable node yet or a write on a node that is a standby now.
 Each is transient: wait and retry (relay, consumers) or answer 503 (APIs); never crash, never dead-letter.
 """
 
@@ -21,6 +22,9 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.InternalClientError,
     asyncpg.TooManyConnectionsError,
+    # a replicated database mid-failover: no node takes writes yet (asyncpg's TargetServerAttributeNotMatched is
+    # an InternalClientError), or a write reached a node that is a standby now
+    asyncpg.ReadOnlySQLTransactionError,
 )
 
 

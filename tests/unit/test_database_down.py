@@ -24,6 +24,8 @@ RAISED: list[BaseException] = [
     asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
     asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+    asyncpg.exceptions.TargetServerAttributeNotMatched("None of the hosts match the target attribute requirement"),
+    asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
     sqlalchemy.exc.TimeoutError("QueuePool limit reached, connection timed out"),
     sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "refused")),
     sqlalchemy.exc.InterfaceError("SELECT 1", {}, asyncpg.ConnectionDoesNotExistError("closed")),

@@ -36,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventbus.db import plain_url, with_database
 from eventbus.settings import REPO_ROOT
+from eventbus.stack.ports import free_port
 from eventbus.stack.state import StackState, read_state
 from services.traffic import Traffic, reconcile
 
@@ -47,13 +48,6 @@ HA_SERVERS = ("kafka", "postgresql-primary", "postgresql-standby")
 PORTS = ("REGISTRY_PORT", "MANAGEMENT_PORT", "HIRING_PORT", "BONUS_PORT", "MANAGEMENT_RELAY_PORT",
          "HIRING_RELAY_PORT", "BONUS_WORKER_PORT", "HIRING_WORKER_PORT", "EMBEDDED_PG_PORT", "EMBEDDED_KAFKA_PORT",
          "EMBEDDED_PG_STANDBY_PORT")
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from eventbus.stack.ports import free_port
 
 T = TypeVar("T")
 
@@ -45,7 +46,4 @@ def eventually_sync(check: Callable[[], T], *, timeout: float = 20.0, what: str 
         time.sleep(interval)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["eventually", "eventually_sync", "free_port"]

@@ -83,3 +83,10 @@ def test_workers_listen_on_host_only() -> None:
     settings = WorkerSettings(host="127.0.0.2")
     app = build_app(group="bonus", settings=settings, sources=[], processor=object())  # type: ignore[arg-type]
     assert (app.conf.web_bind, app.conf.web_host, app.conf.web_port) == ("127.0.0.2", "127.0.0.2", 8103)
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    """The kernel may return a port it gave a moment ago; a stack planned on two such ports refuses to start."""
+    from eventbus.stack.ports import free_port
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

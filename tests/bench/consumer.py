@@ -384,8 +384,11 @@ def table(run: Run) -> str:
     if worker is not None and worker.applied_per_s:
         if processor is not None and processor.applied_per_s:
             lines.append(f"worker / processor: {worker.applied_per_s / processor.applied_per_s:.2f}")
-        if noop is not None:
+        if noop is not None and noop.records_per_s:
             lines.append(f"worker / Faust with a no-op processor: {worker.applied_per_s / noop.records_per_s:.2f}")
+        elif noop is not None:  # every record came in the first look after the join: no steady phase to time
+            lines.append("worker / Faust with a no-op processor: n/a (the no-op worker read every record before its "
+                         "first look; too few records for a steady rate: run without --quick or with more events)")
     lines.append("")
     for r in run.results:
         if r.applied_per_s is not None and "1 event per txn" not in r.name and "spawn" not in r.name:

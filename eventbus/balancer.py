@@ -28,8 +28,8 @@ Address = tuple[str, int]
 
 def parse_address(text: str) -> Address:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: write HOST:PORT, e.g. 127.0.0.1:8001")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: write HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8001")
     return host or "127.0.0.1", int(port)
 
 

@@ -248,10 +248,13 @@ class PostgresUnit(Unit):
 
     def launch(self, env: Mapping[str, str]) -> None:
         self.pg.env = dict(env)
-        self.pg.start()
+        self.start_server()
         self.adopted = self.pg.postmaster_pid() if self.pg.process is None else None
         self.last_pid = self.pg.process.pid if self.pg.process is not None else self.adopted
         self.started_at = time.time()
+
+    def start_server(self) -> None:
+        self.pg.start()
 
     def halt(self, timeout: float) -> Exit:
         process = self.pg.process
@@ -297,12 +300,8 @@ class NodeUnit(PostgresUnit):
         self.name = name
         self.pair = pair
 
-    def launch(self, env: Mapping[str, str]) -> None:
-        self.pg.env = dict(env)
+    def start_server(self) -> None:
         self.pair.relaunch(self.pg)
-        self.adopted = self.pg.postmaster_pid() if self.pg.process is None else None
-        self.last_pid = self.pg.process.pid if self.pg.process is not None else self.adopted
-        self.started_at = time.time()
 
     def on_exit(self) -> str | None:
         return self.pair.failover(self.pg)

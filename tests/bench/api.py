@@ -37,7 +37,7 @@ import httpx
 from eventbus.db import ensure_database, plain_url, with_database
 from eventbus.settings import REPO_ROOT
 from services import stages
-from tests.bench.common import say, stack
+from tests.bench.common import correctness_line, say, stack
 from tests.waiting import free_port
 
 GOAL = 0.5
@@ -306,9 +306,7 @@ def table(args: argparse.Namespace, ceiling: float, serial: float, rows: list[Ro
                      + (f"met with {min(reached)} API process(es)" if reached else
                         f"NOT met with up to {max(args.processes)} process(es) (best {best.ratio:.2f} with "
                         f"{best.processes})"))
-    failed = [c for c in checks if not c[1]]
-    lines.append(f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they do "
-                 "not fail the run)" + "".join(f"\n  FAILED: {what}: {detail}" for what, _, detail in failed))
+    lines.append(correctness_line(checks))
     return "\n".join(lines)
 
 

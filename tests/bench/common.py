@@ -82,3 +82,11 @@ def cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def correctness_line(checks: Sequence[tuple[str, bool, str]]) -> str:
+    """The summary's last line: checks passed of run, each failed one with its detail (checks fail a run,
+    speed goals are only reported)."""
+    failed = [c for c in checks if not c[1]]
+    return (f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they do not "
+            "fail the run)" + "".join(f"\n  FAILED: {what}: {detail}" for what, _, detail in failed))

@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaProducer
 from eventbus.db import plain_url
 from eventbus.outbox.relay import Relay, RelayConfig
 from eventbus.topics import TopicSpec, ensure_topics
-from tests.bench.common import drop_databases, say, stack
+from tests.bench.common import correctness_line, drop_databases, say, stack
 from tests.bench.relay_common import Rows, Run, all_marked, copy_rows, new_database
 from tests.bench.relay_latency import latency, writer_child
 from tests.bench.relay_soak import soak
@@ -251,10 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench-relay{' --quick' if args.quick else ''}: {os.cpu_count()} CPUs, relay batch {args.batch_size}, "
           f"{args.partitions} partitions, phases {','.join(args.phases)}")
     print(table(run))
-    checks = [r for r in run.rows if r[0] == "check"]
-    failed = [r for r in checks if not r[3].endswith("ok")]
-    print(f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they do not "
-          "fail the run)" + "".join(f"\n  FAILED: {r[1]}: {r[2]}" for r in failed))
+    print(correctness_line([(r[1], r[3].endswith("ok"), r[2]) for r in run.rows if r[0] == "check"]))
     return 0 if run.ok else 1
 
 

@@ -80,8 +80,9 @@ async def test_no_instance_answers_503_naming_them(pair) -> None:  # type: ignor
 def test_addresses_are_host_and_port() -> None:
     assert parse_address("127.0.0.1:8001") == ("127.0.0.1", 8001)
     assert parse_address(":8001") == ("127.0.0.1", 8001)
-    with pytest.raises(argparse.ArgumentTypeError, match="HOST:PORT"):
-        parse_address("localhost")
+    for bad in ("localhost", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:" + "9" * 400, "h:\x00"):
+        with pytest.raises(argparse.ArgumentTypeError, match="HOST:PORT"):
+            parse_address(bad)
 
 
 def test_a_balancer_needs_a_backend() -> None:

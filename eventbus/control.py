@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -74,6 +75,10 @@ class SchemaState:
         return table in self.columns
 
 
+#: numbers OpenFeature domains: one per Control in this process, never reused
+_DOMAINS = itertools.count(1)
+
+
 class Control:
     def __init__(self, dsn: str, *, name: str, role: str, specs: Iterable[FlagSpec],
                  report: Callable[[], dict[str, Any]] | None = None, interval: float = 1.0,
@@ -83,7 +88,8 @@ class Control:
         self.role = role
         self.flags = LiveFlags(specs)
         #: what the process's code reads: the flags through OpenFeature
-        self.switches = Switches(self.flags, domain=f"{name}:{id(self)}")
+        # a domain of its own: id(self) is reused once a Control is freed, and its provider would be replaced
+        self.switches = Switches(self.flags, domain=f"{name}:{next(_DOMAINS)}")
         self.schema = SchemaState()
         self.report = report or dict
         self.interval = interval

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 
 _CLAIM = """
 INSERT INTO processed_events (consumer, event_id)
 SELECT $1, unnest($2::uuid[])
 ON CONFLICT DO NOTHING
-RETURNING event_id
+RETURNING event_id::text
 """
 _FORGET = """
 DELETE FROM processed_events WHERE ctid IN (
@@ -20,9 +18,10 @@ DELETE FROM processed_events WHERE ctid IN (
 """
 
 
-async def claim(conn: asyncpg.Connection, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Insert the ids; return those not seen before. A concurrent claimer of the same id blocks until
-    its transaction ends, then the id counts as seen (committed) or fresh (rolled back)."""
+async def claim(conn: asyncpg.Connection, consumer: str, event_ids: list[str]) -> set[str]:
+    """Insert the ids; return those not seen before, in PostgreSQL's text form (lower-case, hyphenated).
+    A concurrent claimer of the same id blocks until its transaction ends,
+    then the id counts as seen (committed) or fresh (rolled back)."""
     rows = await conn.fetch(_CLAIM, consumer, event_ids)
     return {r["event_id"] for r in rows}
 

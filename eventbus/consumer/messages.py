@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,8 @@ class Decoded:
     envelope: Envelope
     event_name: str
     event_version: int
-    event_id: uuid.UUID
+    #: meta.event_id, lower-case and hyphenated (PostgreSQL's text form of a uuid)
+    event_id: str
 
     @property
     def payload(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from eventbus.consumer.errors import (
 )
 from eventbus.consumer.messages import Decoded, RawMessage
 from eventbus.consumer.metrics import ConsumerMetrics
-from eventbus.envelope import decode, identity
+from eventbus.envelope import Envelope, decode, identity
 from eventbus.resilience import Backoff, CircuitBreaker
 from eventbus.schemas.client import SchemaClient
 
@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 #: Returns how many of the events changed nothing because a business key said the fact was
 #: already recorded (e.g. one credit per task and outcome); None when that cannot happen.
 ApplyFn = Callable[[asyncpg.Connection, list[Decoded]], Awaitable[int | None]]
+
+
+class _SlowPath(Exception):
+    """Internal: this record needs the slow decode path (a schema to load, or a failure to explain)."""
+
+
+def canonical_event_id(envelope: Envelope) -> str:
+    """`meta.event_id` in PostgreSQL's text form (lower-case, hyphenated): what `dedupe.claim` answers with.
+
+    The envelope schemas pin `format: uuid`, which only passes the hyphenated form, so lower-casing is
+    enough; anything else is parsed (a ValueError there makes the record poison).
+    """
+    event_id = envelope["meta"]["event_id"]
+    if type(event_id) is str and len(event_id) == 36 and event_id[8] == "-":
+        return event_id.lower()
+    return str(uuid.UUID(event_id))
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,7 @@ class BatchProcessor:
     async def process(self, messages: list[RawMessage]) -> None:
         self.metrics.received.inc(len(messages))
         started = time.perf_counter()
-        decoded = [d for d in [await self._decode_or_dead_letter(m) for m in messages] if d is not None]
+        decoded = await self.decode_batch(messages)
         if decoded:
             await self._apply(decoded)
         self.metrics.blocked.set(0)
@@ -130,28 +146,62 @@ class BatchProcessor:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     # -- decoding -----------------------------------------------------------------------------
-    async def decode(self, message: RawMessage) -> Decoded:
+    def accepting(self) -> dict[str, frozenset[int]]:
+        """Each handled event's accepted versions, asked once (per batch: the switches are not asked per record)."""
+        return {name: handler.accepts() for name, handler in self.handlers.items()}
+
+    async def decode_batch(self, messages: list[RawMessage]) -> list[Decoded]:
+        """The batch's events, in order; a poison record is dead-lettered at once and left out.
+
+        The hot path is synchronous and allocates one `Decoded` per record: one JSON parse, one call of the
+        compiled validator, the accepted versions asked once per batch. Only a schema not cached yet (its
+        first record) or a failure takes the slow path, which awaits the registry or the dead-letter topic.
+        """
+        accepting = self.accepting()
+        schemas = self.schemas.cached
+        out: list[Decoded] = []
+        append = out.append
+        for message in messages:
+            try:
+                envelope = decode(message.value)
+                name, version = identity(envelope)
+                compiled = schemas(name, version)
+                if compiled is None or not compiled.is_valid(envelope):
+                    raise _SlowPath
+                accepts = accepting.get(name)
+                if accepts is None or version not in accepts:
+                    raise _SlowPath
+                append(Decoded(message, envelope, name, version, canonical_event_id(envelope)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the slow path says what is wrong, or loads the schema
+                found = await self._decode_or_dead_letter(message, accepting)
+                if found is not None:
+                    append(found)
+        return out
+
+    async def decode(self, message: RawMessage, accepting: dict[str, frozenset[int]] | None = None) -> Decoded:
         envelope = decode(message.value)
         name, version = identity(envelope)
         compiled = await self.schemas.get(name, version)
         if not compiled.is_valid(envelope):
             issues = compiled.issues(envelope)
             raise SchemaInvalid("; ".join(f"{i.pointer or '/'}: {i.message}" for i in issues))
-        handler = self.handlers.get(name)
-        if handler is None:
+        accepts = (accepting or self.accepting()).get(name)
+        if accepts is None:
             raise UnsupportedEvent(f"consumer group {self.group} does not consume {name}")
-        accepts = handler.accepts()
         if version not in accepts:
             if not accepts:
                 raise UnsupportedEvent(f"consumer group {self.group} does not consume {name} now (switched off)")
             accepted = ", ".join(f"v{v}" for v in sorted(accepts))
             raise UnsupportedEvent(f"consumer group {self.group} accepts {name} {accepted}, not v{version}")
-        return Decoded(message, envelope, name, version, uuid.UUID(envelope["meta"]["event_id"]))
+        return Decoded(message, envelope, name, version, canonical_event_id(envelope))
 
-    async def _decode_or_dead_letter(self, message: RawMessage) -> Decoded | None:
+    async def _decode_or_dead_letter(self, message: RawMessage,
+                                     accepting: dict[str, frozenset[int]] | None = None) -> Decoded | None:
         while True:
             try:
-                return await self.decode(message)
+                return await self.decode(message, accepting)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -4,7 +4,6 @@ switches say (COMM-040, COMM-060, COMM-070, US-160, US-170) and with the columns
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,7 +40,7 @@ INSERT INTO task_results_seen (event_id, task_id, outcome)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) ON CONFLICT DO NOTHING
 """
 _LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
-_RATINGS_OF = "SELECT task_id, rating FROM task_ratings WHERE task_id = ANY($1::uuid[])"
+_RATINGS_OF = "SELECT task_id::text, rating FROM task_ratings WHERE task_id = ANY($1::uuid[])"
 _PENDING = """
 INSERT INTO pending_credits (task_id, creator_id, event_id)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) ON CONFLICT (task_id) DO NOTHING
@@ -132,7 +131,7 @@ class BonusConsumers:
         for e in events:
             outcome = OUTCOME_OF_EVENT[e.event_name]
             task_id, creator_id = e.payload["task_id"], e.payload["creator_id"]
-            rating = ratings.get(task_id) if outcome == "completed" else None
+            rating = ratings.get(task_id.lower()) if outcome == "completed" else None
             if outcome == "completed" and rating is None:
                 pending.append((task_id, creator_id, e.event_id))  # its TaskRating has not arrived yet
                 continue
@@ -151,8 +150,8 @@ class BonusConsumers:
         if self.flags.value("bonus.rating_source") == "events":
             if not self.schema.has_table("task_ratings"):
                 raise DependencyUnavailable("bonus.task_ratings", "ratings come from events but the table is gone")
-            rows = await conn.fetch(_RATINGS_OF, [uuid.UUID(i) for i in ids])
-            return {str(r["task_id"]): r["rating"] for r in rows}
+            rows = await conn.fetch(_RATINGS_OF, ids)  # asyncpg takes uuids as text
+            return {r["task_id"]: r["rating"] for r in rows}
         limit = asyncio.Semaphore(self.concurrency)
 
         async def ask(task_id: str) -> tuple[str, int]:
@@ -177,7 +176,7 @@ class BonusConsumers:
         rows = [(task_id, e.payload["rating"], e.event_id) for task_id, e in latest.items()]
         await conn.execute(_UPSERT_RATINGS, *_columns(rows, 3))
         if self.schema.has_table("pending_credits"):
-            await conn.execute(_RESOLVE_PENDING, [uuid.UUID(t) for t in latest], self.rule.completed,
+            await conn.execute(_RESOLVE_PENDING, list(latest), self.rule.completed,
                                self.rule.rating_step, self.rule.neutral_rating)
 
     def handlers(self) -> list[Handler]:

@@ -38,6 +38,14 @@ def http_credit_id(task_id: uuid.UUID, outcome: str) -> uuid.UUID:
     return uuid.uuid5(_CREDIT_NAMESPACE, f"{task_id}:{outcome}")
 
 
+def lock_key(task_id: str) -> int:
+    """A task's advisory-lock key: the first 8 bytes of its uuid as a signed 64-bit integer."""
+    if len(task_id) == 36 and task_id[8] == "-" and task_id[13] == "-":  # hyphenated: read the hex digits
+        key = int(task_id[:8] + task_id[9:13] + task_id[14:18], 16)
+        return key - (1 << 64) if key >= 1 << 63 else key
+    return int.from_bytes(uuid.UUID(task_id).bytes[:8], "big", signed=True)
+
+
 def lock_keys(task_ids: list[str]) -> list[int]:
     """Advisory-lock keys for tasks, sorted (every transaction takes them in one order: no deadlock)."""
-    return sorted({int.from_bytes(uuid.UUID(t).bytes[:8], "big", signed=True) for t in task_ids})
+    return sorted({lock_key(t) for t in task_ids})

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -166,8 +167,7 @@ async def read_raw(run: Run, topic: str, total: int, decode: BatchProcessor | No
                 raise TimeoutError(f"read {seen} of {total} records from {topic}")
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 if decode is not None:
-                    for r in records:
-                        await decode.decode(to_raw(r))
+                    await decode.decode_batch([to_raw(r) for r in records])
                 seen += len(records)
         return time.perf_counter() - started
     finally:
@@ -295,9 +295,12 @@ async def bench(run: Run, profile: cProfile.Profile | None) -> None:
         raw = Result("raw aiokafka read (baseline)", n, None, seconds, run.topic, "best of 2")
         run.results.append(raw)
     if "decode" in wanted:
-        say("read + decode + schema validation (no database)")
-        seconds = await read_raw(run, run.topic, n, decode=new_processor(run, "bench-decode", "postgresql://unused"))
-        run.results.append(Result("read + decode + validate", n, None, seconds, run.topic, "CPU cost, no DB"))
+        say("read + decode + schema validation (no database), best of 2 like the baseline")
+        decoder = new_processor(run, "bench-decode", "postgresql://unused")
+        await decoder.schemas.preload([("TaskCompleted", 0), ("TaskFailed", 0)])  # as a worker's first batch does
+        seconds = min([await read_raw(run, run.topic, n, decode=decoder) for _ in range(2)])
+        run.results.append(Result("read + decode + validate", n, None, seconds, run.topic,
+                                  "CPU cost, no DB; best of 2"))
     if "processor" in wanted:
         group, url = f"bench-{run.tag}-processor", await new_database(run, "processor")
         say(f"BatchProcessor fed by aiokafka, batches of up to {args.batch_max}")
@@ -499,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     say(f"generating {args.events:,} events for {args.managers:,} managers (workdir {workdir})")
     traffic = make_traffic(args.events, args.managers, args.failed_share, rng)
     dup_records = with_redeliveries(traffic.records, args.duplicates, rng) if args.duplicates > 0 else []
+    # the generated traffic is the harness's, not a consumer's: keep the collector from re-scanning it for every
+    # in-process variant (measured: its full collections added ~2 us a record to read + decode)
+    gc.freeze()
     try:
         with stack(workdir) as (server_url, bootstrap):
             run = Run(args, server_url, bootstrap, workdir, tag, f"bench.{tag}.{TASK_RESULTS.name}",

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run run-bg stop restart status demo traffic chaos migrate test test-unit test-integration test-e2e lint typecheck \
-        check bench bench-quick bench-relay bench-consumer bench-registry bench-api outbox-status registry-check registry-register \
+        check bench bench-quick bench-relay bench-consumer bench-registry bench-api bench-e2e outbox-status registry-check registry-register \
         registry-diff flags flag-set playbook-list playbook-plan playbook-run playbook-status playbook-rollback dlq-list dlq-show dlq-replay compose-config clean
 ARGS ?=
 
@@ -87,7 +87,7 @@ dlq-show: $(STAMP) ## one DLQ record with all headers (ARGS="dlq.bonus.hiring.ta
 dlq-replay: $(STAMP) ## replay DLQ records (ARGS="--group bonus --dry-run ..."; see --help)
 	$(PY) -m eventbus.consumer.replay replay $(ARGS)
 
-bench: bench-registry bench-relay bench-consumer bench-api ## all benchmarks (ratios against baselines measured in the same run)
+bench: bench-registry bench-relay bench-consumer bench-api bench-e2e ## all benchmarks (ratios against baselines measured in the same run)
 
 bench-registry: $(STAMP) ## local validations/s per library; registry lookups and /validate req/s
 	$(PY) -m tests.bench.registry $(ARGS)
@@ -98,6 +98,9 @@ bench-relay: $(STAMP) ## relay drain vs raw aiokafka; commit -> readable latency
 bench-consumer: $(STAMP) ## applied events/s with dedupe vs raw aiokafka consumption
 	$(PY) -m tests.bench.consumer $(ARGS)
 
+bench-e2e: $(STAMP) ## the whole stack at steady outcome rates: API answer -> credit visible, highest sustained rate
+	$(PY) -m tests.bench.e2e $(ARGS)
+
 bench-api: $(STAMP) ## write routes' req/s and latency through uvicorn vs the database's single-row commit ceiling
 	$(PY) -m tests.bench.api $(ARGS)
 
@@ -106,6 +109,7 @@ bench-quick: $(STAMP) ## every benchmark's checks on small inputs (seconds each;
 	$(PY) -m tests.bench.relay --quick
 	$(PY) -m tests.bench.consumer --quick
 	$(PY) -m tests.bench.api --quick
+	$(PY) -m tests.bench.e2e --quick
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .

@@ -62,6 +62,10 @@ ON CONFLICT ON CONSTRAINT ledger_one_credit_per_task_outcome DO NOTHING
 """
 
 
+#: task ids per ratings lookup on hiring (its LOOKUP_MAX is 1000)
+LOOKUP_CHUNK = 500
+
+
 def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
@@ -143,7 +147,8 @@ class BonusConsumers:
 
     async def _ratings(self, completed: list[Decoded], conn: asyncpg.Connection) -> dict[str, int]:
         """task_id -> rating, for the completions of a batch. From TaskRating events (a missing one waits in
-        pending_credits), or asked of hiring (a dependency that is down blocks the batch with backoff)."""
+        pending_credits), or asked of hiring in one lookup per batch (a dependency that is down blocks the batch
+        with backoff; a task hiring does not know is poison: the batch is isolated and that event dead-lettered)."""
         if not completed:
             return {}
         ids = sorted({e.payload["task_id"] for e in completed})
@@ -152,6 +157,26 @@ class BonusConsumers:
                 raise DependencyUnavailable("bonus.task_ratings", "ratings come from events but the table is gone")
             rows = await conn.fetch(_RATINGS_OF, ids)  # asyncpg takes uuids as text
             return {r["task_id"]: r["rating"] for r in rows}
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), LOOKUP_CHUNK):  # one request per batch (hiring takes up to 1000 ids)
+            chunk = ids[start:start + LOOKUP_CHUNK]
+            response = await self.hiring.request("POST", "/task-ratings/lookup", json={"task_ids": chunk})
+            if response.status_code in (404, 405):  # a hiring from before the lookup (a rolling upgrade)
+                return await self._ratings_one_by_one(ids)
+            if response.status_code != 200:
+                raise DependencyUnavailable("hiring", f"the ratings lookup answered {response.status_code}")
+            body = response.json()
+            if body.get("unknown"):
+                raise PoisonEvent(f"hiring does not know task {body['unknown'][0]}")
+            for entry in body["ratings"]:
+                rating = entry.get("rating")
+                if not isinstance(rating, int):
+                    raise DependencyUnavailable("hiring", f"task {entry['task_id']} has no rating yet "
+                                                          f"({entry.get('status')})")
+                found[str(entry["task_id"]).lower()] = rating
+        return found
+
+    async def _ratings_one_by_one(self, ids: list[str]) -> dict[str, int]:
         limit = asyncio.Semaphore(self.concurrency)
 
         async def ask(task_id: str) -> tuple[str, int]:
@@ -162,7 +187,7 @@ class BonusConsumers:
             rating = response.json().get("rating") if response.status_code == 200 else None
             if not isinstance(rating, int):
                 raise DependencyUnavailable("hiring", f"task {task_id} has no rating yet ({response.status_code})")
-            return task_id, rating
+            return task_id.lower(), rating
 
         return dict(await asyncio.gather(*(ask(i) for i in ids)))
 

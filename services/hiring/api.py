@@ -55,6 +55,19 @@ class RatingOut(BaseModel):
     rating: int | None = Field(description="null until the task is completed")
 
 
+#: ids per ratings lookup: a bonus worker's batch is at most CONSUMER_BATCH_MAX (500) records
+LOOKUP_MAX = 1000
+
+
+class RatingsLookup(BaseModel):
+    task_ids: list[uuid.UUID] = Field(min_length=1, max_length=LOOKUP_MAX)
+
+
+class RatingsOut(BaseModel):
+    ratings: list[RatingOut] = Field(description="the tasks hiring knows, in the order asked (duplicates once)")
+    unknown: list[uuid.UUID] = Field(description="the tasks hiring does not know (until their TaskCreated reaches it)")
+
+
 REQUEST_FIELDS = {"candidate_id": "candidate_id", "rating": "rating"}
 
 FINISH_RESPONSES = responses(404, 409, 422, 503, **{
@@ -97,6 +110,16 @@ def routes(settings: HiringSettings) -> APIRouter:
         """The task's rating (COMM-060: bonus asks this instead of consuming TaskRating)."""
         t = await handlers.get_task(resources_of(request).engine, task_id)
         return RatingOut(task_id=t.id, status=t.status, rating=t.rating)
+
+    @router.post("/task-ratings/lookup", response_model=RatingsOut, responses=responses(422, 503))
+    async def lookup_ratings(body: RatingsLookup, request: Request) -> RatingsOut:
+        """Many tasks' ratings in one request (COMM-060: the bonus worker asks this once per batch, not once per
+        task). A read: POST only because a batch of ids does not fit in a URL."""
+        asked = list(dict.fromkeys(body.task_ids))
+        known = await handlers.get_ratings(resources_of(request).engine, asked)
+        return RatingsOut(ratings=[RatingOut(task_id=t, status=known[t][0], rating=known[t][1])
+                                   for t in asked if t in known],
+                          unknown=[t for t in asked if t not in known])
 
     return router
 

@@ -95,6 +95,14 @@ class TaskView:
     finished_at: datetime | None
 
 
+async def get_ratings(engine: AsyncEngine, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int | None]]:
+    """task id -> (status, rating) for the ids hiring knows; the others are left out."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(tasks.c.id, tasks.c.status, tasks.c.rating)
+                                   .where(tasks.c.id.in_(task_ids)))).all()
+    return {row.id: (row.status, row.rating) for row in rows}
+
+
 async def get_task(engine: AsyncEngine, task_id: uuid.UUID) -> TaskView:
     columns = [tasks.c.id, tasks.c.creator_id, tasks.c.title, tasks.c.status, tasks.c.candidate_id, tasks.c.rating,
                tasks.c.finished_at]

@@ -92,6 +92,9 @@ class Step:
     #: task -> when its credit was visible
     visible: dict[str, float] = field(default_factory=dict)
     drained: bool = False
+    #: CPU seconds per process label from the first request to the last credit visible
+    cpu: Counter[str] = field(default_factory=Counter)
+    wall: float = 0.0
     failed: set[str] = field(default_factory=set)
 
     def answered(self) -> dict[str, float]:
@@ -129,6 +132,45 @@ class Step:
         if self.climb_ms() > 100:
             reasons.append(f"latency climbed {self.climb_ms():,.0f} ms over the step")
         return not reasons, "; ".join(reasons) or "kept up"
+
+
+# -- where the CPU goes: every process of this run (the stack's, the servers' and their children, this one) -----------
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _label(pid: int) -> str:
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    if pid == os.getpid():
+        return "bench (load + poller)"
+    if b"-m" in argv and argv.index(b"-m") + 1 < len(argv):
+        return argv[argv.index(b"-m") + 1].decode()
+    return Path(argv[0].decode(errors="replace")).name.split(":")[0] or "?"
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (label, user + system CPU seconds) of this process and all its descendants; PostgreSQL's backends
+    count as `postgres` (a label is the python module run with -m, else the executable's name)."""
+    found: dict[int, tuple[str, float]] = {}
+    todo = [(os.getpid(), None)]
+    while todo:
+        pid, parent_label = todo.pop()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            label = parent_label if parent_label in ("postgres",) else _label(pid)
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[pid] = (label, (int(fields[11]) + int(fields[12])) / TICK)
+        todo += [(int(c), label) for c in children]
+    return found
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> Counter[str]:
+    used: Counter[str] = Counter()
+    for pid, (label, seconds) in after.items():
+        used[label] += seconds - (before[pid][1] if pid in before else 0.0)
+    return used
 
 
 def outcomes_failed(step: Step, task: str) -> bool:
@@ -286,6 +328,7 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
             step = Step(rate, args.seconds)
             n = int(rate * args.seconds)
             say(f"step: {rate:,} outcomes/s for {args.seconds:g}s ({n:,} requests, {args.connections} connections)")
+            cpu_before, wall_before = cpu_seconds(), time.perf_counter()
             await run_step(step, port["hiring"], tasks[offset:offset + n], args.connections)
             offset += n
             await wait_visible(step.sent, visible, progress, time.perf_counter() + args.drain)
@@ -295,6 +338,8 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
             # what is still missing: wait longer, for the checks
             await wait_visible(step.sent, visible, progress, time.perf_counter() + args.timeout)
             step.visible = {t: visible[t] for t in step.sent if t in visible}
+            step.cpu = cpu_used(cpu_before, cpu_seconds())
+            step.wall = max(step.visible.values(), default=time.perf_counter()) - wall_before
             lat = step.latencies_ms()
             ok, why = step.sustained()
             say(f"    answered {len(step.sent):,}, achieved {step.achieved():,.0f}/s; answer -> credit visible p50 "
@@ -347,6 +392,18 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
               f"{pct(api, 0.99):>7.1f}  {pct(lat, 0.5):>7.1f}  {pct(lat, 0.99):>7.1f}  {pct(lat, 1.0):>7.1f}  "
               f"{s.climb_ms():>6.0f}  "
               f"{'yes' if ok else 'no: ' + why}")
+    print()
+    print("where the CPU went per step (share of the 2 cores' time from the first request to the last credit visible; "
+          "us per outcome)")
+    labels = sorted({k for s in steps for k in s.cpu}, key=lambda k: -sum(s.cpu[k] for s in steps))
+    print(f"{'process':<28}" + "".join(f"{s.rate:>12,}/s" for s in steps))
+    for label in labels:
+        print(f"{label:<28}" + "".join(
+            f"{s.cpu[label] / (s.wall * (os.cpu_count() or 1)):>7.0%} {s.cpu[label] / max(1, len(s.sent)) * 1e6:>6,.0f}"
+            for s in steps))
+    print(f"{'total':<28}" + "".join(
+        f"{sum(s.cpu.values()) / (s.wall * (os.cpu_count() or 1)):>7.0%} "
+        f"{sum(s.cpu.values()) / max(1, len(s.sent)) * 1e6:>6,.0f}" for s in steps))
     print("latencies in ms; e2e = API answer -> credit visible in bonus's ledger (includes up to one poll interval)")
     print(f"highest sustained rate: {best:,} outcomes/s" if best else "highest sustained rate: none of the steps")
     at_goal = [s for s in steps if s.rate == GOAL_RATE]

@@ -245,3 +245,25 @@ async def test_a_task_s_rating_from_events_from_hiring_or_a_marked_fallback(
     assert fallback.status_code == 200
     assert (fallback.json()["rating"], fallback.json()["rating_source"], fallback.json()["stale"]) == (
         None, "fallback", True)
+
+
+async def test_the_ratings_lookup_answers_many_tasks_at_once_and_names_the_unknown_ones(
+        databases: Callable[..., Any], bootstrap: str) -> None:
+    hiring_db = await databases("hiring", "0001_before", credit_via_http=False, task_result_events=True)
+    (done_task, _), (open_task, _) = await _task(hiring_db), await _task(hiring_db)
+    stranger = uuid.uuid4()
+    async with api(hiring_app(_hiring(hiring_db, bootstrap))) as client:
+        assert (await client.post(f"/tasks/{done_task}/complete", json={"candidate_id": str(uuid.uuid4()),
+                                                                         "rating": 5})).status_code == 200
+        found = await client.post("/task-ratings/lookup", json={"task_ids": [str(open_task), str(stranger),
+                                                                             str(done_task), str(open_task)]})
+        empty = await client.post("/task-ratings/lookup", json={"task_ids": []})
+        too_many = await client.post("/task-ratings/lookup", json={"task_ids": [str(uuid.uuid4())] * 1001})
+        not_ids = await client.post("/task-ratings/lookup", json={"task_ids": ["x\u0000"]})
+    assert found.status_code == 200
+    assert found.json() == {"ratings": [{"task_id": str(open_task), "status": "open", "rating": None},
+                                        {"task_id": str(done_task), "status": "completed", "rating": 5}],
+                            "unknown": [str(stranger)]}
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "task_ids"]
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "task_ids"]
+    assert not_ids.status_code == 422

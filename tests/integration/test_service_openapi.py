@@ -48,6 +48,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "POST /tasks/{task_id}/fail": {"200", "404", "409", "413", "422", "503"},
         "GET /tasks/{task_id}": {"200", "404", "422", "503"},
         "GET /tasks/{task_id}/rating": {"200", "404", "422", "503"},
+        "POST /task-ratings/lookup": {"200", "413", "422", "503"},
     },
     "bonus": {
         "GET /managers/{manager_id}/balance": {"200", "404", "422", "503"},

@@ -15,7 +15,7 @@ outcomes; API answer -> credit visible, and the highest rate it sustains.
   crediting the task's creator with the rule's amount; no credit for anything not acknowledged.
 - The goal (p99 <= 100 ms at 200 outcomes/s) is reported, not judged.
 
-    python -m tests.bench.e2e [--quick] [--rates 200,500,1000] [--seconds 10]
+    python -m tests.bench.e2e [--quick] [--rates 200,400,600,1000] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -418,7 +418,7 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.e2e", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default=None, help="outcomes/s per step, comma-separated (default 200,500,1000)")
+    parser.add_argument("--rates", default=None, help="outcomes/s per step, comma-separated (default 200,400,600,1000)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per step (default 10)")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the load (default 64)")
     parser.add_argument("--managers", type=int, default=50, help="managers the tasks are spread over (default 50)")
@@ -432,7 +432,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="one step of 50 outcomes/s for 3 s, every check, in under a minute (make bench-quick)")
     args = parser.parse_args(argv)
-    rates = args.rates or ("50" if args.quick else "200,500,1000")
+    rates = args.rates or ("50" if args.quick else "200,400,600,1000")
     args.rates = [int(r) for r in rates.split(",") if r.strip()]
     args.seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 10.0)
     if any(r <= 0 for r in args.rates) or args.seconds <= 0:

@@ -107,14 +107,24 @@ async def wait_for_topics(settings: WorkerSettings, group: str, sources: list[To
                 backoff=Backoff(base=0.5, cap=5.0), log=log)
 
 
+#: loop turns a trickle's batch gives the conductor to finish handing over a fetch (it yields every 100 records)
+TRICKLE_TURNS = 3
+
+
 async def take_batches(stream: Any, max_records: int, within: float,
-                       queues: list[Any] | None = None) -> AsyncIterator[list[Any]]:
+                       queues: list[Any] | None = None, *, busy: bool = True) -> AsyncIterator[list[Any]]:
     """The agent's events in batches of up to `max_records`, taken off its channel's queue in bulk.
+
+    Only a busy stream lingers: after a batch at least half full (or at the start, unless `busy` is False), a
+    partial batch waits up to `within` for more, which amortizes the batch's transaction under load. After a
+    smaller batch the records trickle in: lingering would only add `within` to every event's latency (make
+    bench-e2e: ~20 ms of a 47 ms median at 200 outcomes/s), so the batch takes what the fetch being delivered
+    holds (the conductor hands a fetch over in a few loop turns) and goes.
 
     Faust's `Stream.noack_take` spends several tasks and loop turns per event and stops taking while
     a batch is processed, so a batch held what arrived in `within` after the previous one (measured:
     ~70 records, ~3k/s). Here the conductor keeps filling the queue while a batch is processed, each
-    batch takes everything queued, and only a partial batch waits up to `within` for more. Per event
+    batch takes everything queued, and only a partial batch of a busy stream waits for more. Per event
     it does what iterating the stream does: one fetched before the current rebalance generation, or
     while flow is stopped, is skipped without an ack (the consumer seeks back to the committed offset
     and delivers it again); the others are tracked as unacked, so a rebalance waits for their ack.
@@ -145,11 +155,16 @@ async def take_batches(stream: Any, max_records: int, within: float,
             try:
                 keep(batch, await queue.get())
                 take_queued(batch)
-                if within and len(batch) < max_records:
-                    await asyncio.sleep(within)
+                if len(batch) < max_records:
+                    if within and busy:
+                        await asyncio.sleep(within)
+                    else:  # a trickle: take what the fetch being delivered holds, do not linger for more
+                        for _ in range(TRICKLE_TURNS):
+                            await asyncio.sleep(0)
                     take_queued(batch)
             except StopAsyncIteration:  # thrown into the queue when the app stops, as a stream ends
                 return
+            busy = len(batch) >= max_records // 2
             if batch:
                 yield batch
     finally:

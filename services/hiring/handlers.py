@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from eventbus.errors import ConflictError, DependencyUnavailable, InvalidInput, NotFoundError
@@ -18,6 +18,12 @@ from eventbus.outbox import OutboxWriter
 from services.contracts import split_area_title
 from services.hiring.domain import Outcome, TaskResult, credit_request, rating_payload, result_payload
 from services.hiring.tables import tasks
+
+#: built once: constructing and keying an UPDATE per request cost ~7 % of the API's CPU (py-spy, make bench-api)
+_FINISH = (update(tasks).where(tasks.c.id == bindparam("task_key"), tasks.c.status == "open")
+           .values(status=bindparam("new_status"), candidate_id=bindparam("new_candidate"),
+                   rating=bindparam("new_rating"), finished_at=func.now())
+           .returning(tasks.c.creator_id))
 
 SWITCHES = ["hiring.credit_via_http", "hiring.task_result_events", "hiring.task_rating_events"]
 
@@ -51,11 +57,9 @@ async def finish_task(
 async def _finish(conn: AsyncConnection, task_id: uuid.UUID, candidate_id: uuid.UUID, outcome: Outcome,
                   rating: int | None) -> uuid.UUID:
     """Move an open task to its outcome (locking it); 404 for an unknown task, 409 once it has an outcome."""
-    statement = (update(tasks).where(tasks.c.id == task_id, tasks.c.status == "open")
-                 .values(status=outcome.value, candidate_id=candidate_id, rating=rating, finished_at=func.now())
-                 .returning(tasks.c.creator_id))
+    params = {"task_key": task_id, "new_status": outcome.value, "new_candidate": candidate_id, "new_rating": rating}
     for _ in range(2):
-        creator_id = await conn.scalar(statement)
+        creator_id = await conn.scalar(_FINISH, params)
         if creator_id is not None:
             return uuid.UUID(str(creator_id))
         status = await conn.scalar(select(tasks.c.status).where(tasks.c.id == task_id))

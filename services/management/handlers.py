@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from eventbus.control import SchemaState
@@ -61,6 +61,11 @@ async def create_manager(
     return domain.Manager(manager.id, account_id, first_name, last_name, stored_username)
 
 
+#: built once (constructing and keying statements per request is a measurable share of an API's CPU)
+_CREATOR = select(managers.c.id).where(managers.c.id == bindparam("creator_key"))
+_INSERT_TASK = insert(tasks)
+
+
 async def create_task(
     engine: AsyncEngine, outbox: OutboxWriter, flags: Switches, schema: SchemaState, *,
     creator_id: uuid.UUID, title: str, knowledge_area: str | None,
@@ -77,12 +82,12 @@ async def create_task(
     task = domain.Task(uuid.uuid4(), creator_id, bare, area)
     split = flags.value("management.task_titles") == "split" and schema.ready().has("tasks", "knowledge_area")
     async with engine.begin() as conn:
-        creator = await conn.scalar(select(managers.c.id).where(managers.c.id == creator_id))
+        creator = await conn.scalar(_CREATOR, {"creator_key": creator_id})
         if creator is None:
             raise NotFoundError("manager", creator_id, field="creator_id")
         version = (await flags.in_transaction(conn, [TASK_VERSION]))[TASK_VERSION]
         row = ({"title": task.title, "knowledge_area": task.knowledge_area} if split else {"title": task.old_title})
-        await conn.execute(insert(tasks).values(id=task.id, creator_id=creator_id, **row))
+        await conn.execute(_INSERT_TASK, {"id": task.id, "creator_id": creator_id, **row})
         await outbox.add(conn, "TaskCreated", version, domain.task_created(task, version))
     return task
 

@@ -6,6 +6,8 @@
 - **create-task** (`POST /tasks` on management) and **complete** (`POST /tasks/{id}/complete` on hiring, each
   request a task of its own seeded into hiring's table) through uvicorn, with 1..N API processes. The load
   comes from processes of raw asyncio keep-alive connections on this machine, spread over the API processes.
+- **framework:** the same load on `tests.bench.api_noop` (uvicorn + FastAPI, the body parsed, no database): what
+  one API process could answer if a write cost nothing; a write route's rate over it is the framework's share.
 - **checks** (they fail the run): every 2xx wrote its row and its outbox row, no other status, no socket error.
 - Speed goals are reported: write routes >= 0.5 of the ceiling; the table says how many API processes reach it.
 
@@ -257,6 +259,14 @@ def run(args: argparse.Namespace) -> int:
             creator = httpx.post(f"http://127.0.0.1:{ports[0]}/managers", timeout=10, json={
                 "username": "bench.creator", "account_id": "bench"}).json()["manager_id"]
         budget = int(max(ceiling, 1000) * (args.seconds + args.warmup + 2) * 1.5)
+        say(f"framework: uvicorn + FastAPI, POST /tasks parsed and answered, no database, {args.connections} "
+            f"connections, {args.seconds:g} s")
+        with apis("tests.bench.api_noop", "NOOP_PORT", 1, env, logs) as ports:
+            framework = drive("create-task", ports, [creator] * budget, args.connections, args.generators,
+                              args.seconds, args.warmup)
+        say(f"  {framework.rate:,.0f} req/s, statuses {dict(framework.statuses)}")
+        checks.append(("framework: only 201, no socket error", set(framework.statuses) == {201} and
+                       not framework.errors, f"statuses {dict(framework.statuses)}, errors {framework.errors}"))
         for route, module, variable in (("create-task", "services.management", "MANAGEMENT_PORT"),
                                         ("complete", "services.hiring", "HIRING_PORT")):
             for count in args.processes:
@@ -281,23 +291,26 @@ def run(args: argparse.Namespace) -> int:
                                f"2xx measured {ok}, rows {rows_written}, outbox rows {outbox_written}"))
                 if route == "complete" and budget and len(items) <= rows_written:
                     checks.append((f"{route} x{count}: enough seeded tasks", False, "raise the budget"))
-    print(table(args, ceiling, serial, rows, checks))
+    print(table(args, ceiling, serial, rows, checks, framework))
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
 def table(args: argparse.Namespace, ceiling: float, serial: float, rows: list[Row],
-          checks: list[tuple[str, bool, str]]) -> str:
+          checks: list[tuple[str, bool, str]], framework: Load) -> str:
     lines = [f"\nbench-api{' --quick' if args.quick else ''}: {os.cpu_count()} CPUs, {args.connections} connections "
              f"from {args.generators} load process(es) on this machine, {args.seconds:g} s per row",
              f"database ceiling, single-row commits: {ceiling:,.0f}/s on {args.connections} connections (the "
-             f"ceiling below), {serial:,.0f}/s on one connection (vs 1 conn)", "",
+             f"ceiling below), {serial:,.0f}/s on one connection (vs 1 conn)",
+             f"framework ceiling, uvicorn + FastAPI answering POST /tasks with no database, one process: "
+             f"{framework.rate:,.0f} req/s (vs framework)", "",
              f"{'route':<14}{'API processes':>14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs ceiling':>12}"
-             f"{'vs 1 conn':>11}"]
+             f"{'vs 1 conn':>11}{'vs framework':>14}"]
     for r in rows:
         p50, p99 = r.load.percentile(0.5), r.load.percentile(0.99)
         lines.append(f"{r.route:<14}{r.processes:>14}{r.load.rate:>10,.0f}"
                      f"{'-' if p50 is None else f'{p50 * 1000:.1f}':>9}{'-' if p99 is None else f'{p99 * 1000:.1f}':>9}"
-                     f"{r.ratio:>12.2f}{r.load.rate / serial if serial else 0:>11.2f}")
+                     f"{r.ratio:>12.2f}{r.load.rate / serial if serial else 0:>11.2f}"
+                     f"{r.load.rate / framework.rate if framework.rate else 0:>14.2f}")
     lines.append("")
     for route in dict.fromkeys(r.route for r in rows):
         reached = [r.processes for r in rows if r.route == route and r.ratio >= GOAL]

@@ -182,3 +182,31 @@ async def test_eager_wait_first_propagates_errors() -> None:
             raise AssertionError("expected an error")
         except error:
             pass
+
+
+async def test_a_trickle_does_not_linger_and_takes_what_the_conductor_hands_over() -> None:
+    stream = FakeStream()
+    # within=60: a batch that lingered would miss the deadlines below by far
+    batches = take_batches(stream, 500, within=60, busy=False)
+    stream.put(0)
+    assert offsets(await asyncio.wait_for(anext(batches), 30)) == [0]
+    stream.put(1)
+    asyncio.get_running_loop().call_soon(stream.put, 2, 3)  # a loop turn later, as the conductor past 100 records
+    assert offsets(await asyncio.wait_for(anext(batches), 30)) == [1, 2, 3]
+    await batches.aclose()
+
+
+async def test_a_busy_stream_keeps_lingering() -> None:
+    stream = FakeStream()
+    stream.put(*range(4))
+    batches = take_batches(stream, 4, within=0.05)
+    assert offsets(await anext(batches)) == [0, 1, 2, 3]  # full: busy
+    stream.put(4)
+    asyncio.get_running_loop().call_later(0.01, stream.put, 5)
+    assert offsets(await anext(batches)) == [4, 5]  # lingered for the late one
+    stream.put(6)
+    asyncio.get_running_loop().call_later(0.01, stream.put, 7)
+    assert offsets(await anext(batches)) == [6, 7]  # half full (2 of 4) is still busy
+    stream.put(8)
+    assert offsets(await anext(batches)) == [8]
+    await batches.aclose()

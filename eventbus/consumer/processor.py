@@ -180,14 +180,15 @@ class BatchProcessor:
                     append(found)
         return out
 
-    async def decode(self, message: RawMessage, accepting: dict[str, frozenset[int]] | None = None) -> Decoded:
+    async def decode(self, message: RawMessage, accepting: dict[str, frozenset[int]]) -> Decoded:
+        """One record, every check awaited and explained (`accepting`: the batch's accepted versions)."""
         envelope = decode(message.value)
         name, version = identity(envelope)
         compiled = await self.schemas.get(name, version)
         if not compiled.is_valid(envelope):
             issues = compiled.issues(envelope)
             raise SchemaInvalid("; ".join(f"{i.pointer or '/'}: {i.message}" for i in issues))
-        accepts = (accepting or self.accepting()).get(name)
+        accepts = accepting.get(name)
         if accepts is None:
             raise UnsupportedEvent(f"consumer group {self.group} does not consume {name}")
         if version not in accepts:
@@ -197,8 +198,8 @@ class BatchProcessor:
             raise UnsupportedEvent(f"consumer group {self.group} accepts {name} {accepted}, not v{version}")
         return Decoded(message, envelope, name, version, canonical_event_id(envelope))
 
-    async def _decode_or_dead_letter(self, message: RawMessage,
-                                     accepting: dict[str, frozenset[int]] | None = None) -> Decoded | None:
+    async def _decode_or_dead_letter(self, message: RawMessage, accepting: dict[str, frozenset[int]]
+                                     ) -> Decoded | None:
         while True:
             try:
                 return await self.decode(message, accepting)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import httpx
 from eventbus.db import ensure_database, plain_url, with_database
 from eventbus.settings import REPO_ROOT
 from services import stages
-from tests.bench.common import correctness_line, say, stack
+from tests.bench.common import Connection, correctness_line, say, stack
 from tests.waiting import free_port
 
 GOAL = 0.5
@@ -76,41 +75,29 @@ class Row:
         return self.load.rate / self.ceiling if self.ceiling else 0.0
 
 
-# -- the load: raw asyncio keep-alive connections, each request built by its route ------------------------------
-def _request(route: str, host: str, item: str) -> bytes:
+# -- the load: raw asyncio keep-alive connections (tests.bench.common.Connection), each request built by its route --
+def _request(route: str, item: str) -> tuple[str, dict[str, object]]:
     if route == "create-task":
-        body = json.dumps({"creator_id": item, "title": "[Bench] a task"}).encode()
-        path = "/tasks"
-    else:
-        body = json.dumps({"candidate_id": str(uuid.uuid4()), "rating": 4}).encode()
-        path = f"/tasks/{item}/complete"
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return "/tasks", {"creator_id": item, "title": "[Bench] a task"}
+    return f"/tasks/{item}/complete", {"candidate_id": str(uuid.uuid4()), "rating": 4}
 
 
 async def _connection(route: str, port: int, items: Iterator[str], measure_from: float, stop_at: float,
                       load: Load) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    host = f"127.0.0.1:{port}"
+    conn = Connection(port)
     try:
         while (started := time.perf_counter()) < stop_at:
             item = next(items, None)
             if item is None:
                 return
-            writer.write(_request(route, host, item))
-            head = await reader.readuntil(b"\r\n\r\n")
-            lower = head.lower()
-            at = lower.find(b"\r\ncontent-length:")
-            await reader.readexactly(int(lower[at + 17:lower.index(b"\r\n", at + 2)]))
+            status, _ = await conn.post(*_request(route, item))
             if started >= measure_from:
                 load.latencies.append(time.perf_counter() - started)
-                load.statuses[int(head[9:12])] += 1
+                load.statuses[status] += 1
     except (OSError, asyncio.IncompleteReadError, ValueError):
         load.errors += 1
     finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        await conn.close()
 
 
 def generator(route: str, ports: list[int], items: list[str], connections: int, measure_from_wall: float,

@@ -1,12 +1,15 @@
-"""What the benchmarks share: timestamped progress on stderr, the servers to run against, process CPU time."""
+"""What the benchmarks share: timestamped progress on stderr, the servers to run against, process CPU time, a raw
+HTTP/1.1 client connection for load generators."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.waiting import free_port
@@ -90,3 +93,32 @@ def correctness_line(checks: Sequence[tuple[str, bool, str]]) -> str:
     failed = [c for c in checks if not c[1]]
     return (f"correctness: {len(checks) - len(failed)}/{len(checks)} checks passed (goals are reported, they do not "
             "fail the run)" + "".join(f"\n  FAILED: {what}: {detail}" for what, _, detail in failed))
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection, raw asyncio: a cheap client, so the load costs the machine little."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.host = f"127.0.0.1:{port}"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: Mapping[str, object]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lower = head.lower()
+        at = lower.find(b"\r\ncontent-length:")
+        answer = await self.reader.readexactly(int(lower[at + 17:lower.index(b"\r\n", at + 2)]))
+        return int(head[9:12]), answer
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()

@@ -43,42 +43,13 @@ from eventbus.db import plain_url, with_database
 from services.bonus.domain import CreditRule
 from services.stack import Stack, StackSettings
 from services.stack.topology import PROCESS_NAMES
-from tests.bench.common import correctness_line, say
+from tests.bench.common import Connection, correctness_line, cpu_seconds, say
 from tests.waiting import free_port
 
 GOAL_RATE, GOAL_P99_MS = 200, 100.0
 RATING = 4
 FAIL_EVERY = 5  # one outcome in five is a failure
 RULE = CreditRule()
-
-
-class Connection:
-    """One HTTP/1.1 keep-alive connection, raw asyncio: a cheap client, so the load costs the machine little."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.host = f"127.0.0.1:{port}"
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: Mapping[str, object]) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        data = json.dumps(body).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lower = head.lower()
-        at = lower.find(b"\r\ncontent-length:")
-        answer = await self.reader.readexactly(int(lower[at + 17:lower.index(b"\r\n", at + 2)]))
-        return int(head[9:12]), answer
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
 
 
 @dataclass
@@ -93,7 +64,7 @@ class Step:
     visible: dict[str, float] = field(default_factory=dict)
     drained: bool = False
     #: CPU seconds per process label from the first request to the last credit visible
-    cpu: Counter[str] = field(default_factory=Counter)
+    cpu: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     failed: set[str] = field(default_factory=set)
 
@@ -135,9 +106,6 @@ class Step:
 
 
 # -- where the CPU goes: every process of this run (the stack's, the servers' and their children, this one) -----------
-TICK = os.sysconf("SC_CLK_TCK")
-
-
 def _label(pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     if pid == os.getpid():
@@ -147,34 +115,30 @@ def _label(pid: int) -> str:
     return Path(argv[0].decode(errors="replace")).name.split(":")[0] or "?"
 
 
-def cpu_seconds() -> dict[int, tuple[str, float]]:
+def cpu_tree() -> dict[int, tuple[str, float]]:
     """pid -> (label, user + system CPU seconds) of this process and all its descendants; PostgreSQL's backends
     count as `postgres` (a label is the python module run with -m, else the executable's name)."""
     found: dict[int, tuple[str, float]] = {}
-    todo = [(os.getpid(), None)]
+    todo: list[tuple[int, str | None]] = [(os.getpid(), None)]
     while todo:
         pid, parent_label = todo.pop()
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            label = parent_label if parent_label in ("postgres",) else _label(pid)
+            label = parent_label if parent_label == "postgres" else _label(pid)
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:  # gone meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        found[pid] = (label, (int(fields[11]) + int(fields[12])) / TICK)
+        seconds = cpu_seconds(pid)
+        if seconds is not None:
+            found[pid] = (label, seconds)
         todo += [(int(c), label) for c in children]
     return found
 
 
-def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> Counter[str]:
-    used: Counter[str] = Counter()
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    used: dict[str, float] = {}
     for pid, (label, seconds) in after.items():
-        used[label] += seconds - (before[pid][1] if pid in before else 0.0)
+        used[label] = used.get(label, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
     return used
-
-
-def outcomes_failed(step: Step, task: str) -> bool:
-    return task in step.failed
 
 
 def pct(ordered: list[float], q: float) -> float:
@@ -263,7 +227,7 @@ async def run_step(step: Step, hiring_port: int, tasks: list[str], connections: 
 
 
 async def poll_ledger(bonus_db: str, visible: dict[str, float], stop: asyncio.Event, every: float,
-                      credits: Counter[str], progress: asyncio.Event) -> None:
+                      progress: asyncio.Event) -> None:
     """Every `every` s, the ledger's new rows: when each task's credit was first visible, and how many it has."""
     conn = await asyncpg.connect(bonus_db)
     last = await conn.fetchval("SELECT coalesce(max(id), 0) FROM ledger")
@@ -273,7 +237,6 @@ async def poll_ledger(bonus_db: str, visible: dict[str, float], stop: asyncio.Ev
             now = time.perf_counter()
             for row in rows:
                 visible.setdefault(row[1], now)
-                credits[row[1]] += 1
                 last = row[0]
             if rows:
                 progress.set()
@@ -318,17 +281,16 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
 
     steps: list[Step] = []
     visible: dict[str, float] = {}
-    credits: Counter[str] = Counter()
     stop = asyncio.Event()
     progress = asyncio.Event()
-    poller = asyncio.create_task(poll_ledger(bonus_db, visible, stop, args.poll_ms / 1000, credits, progress))
+    poller = asyncio.create_task(poll_ledger(bonus_db, visible, stop, args.poll_ms / 1000, progress))
     offset = 0
     try:
         for rate in args.rates:
             step = Step(rate, args.seconds)
             n = int(rate * args.seconds)
             say(f"step: {rate:,} outcomes/s for {args.seconds:g}s ({n:,} requests, {args.connections} connections)")
-            cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+            cpu_before, wall_before = cpu_tree(), time.perf_counter()
             await run_step(step, port["hiring"], tasks[offset:offset + n], args.connections)
             offset += n
             await wait_visible(step.sent, visible, progress, time.perf_counter() + args.drain)
@@ -338,7 +300,7 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
             # what is still missing: wait longer, for the checks
             await wait_visible(step.sent, visible, progress, time.perf_counter() + args.timeout)
             step.visible = {t: visible[t] for t in step.sent if t in visible}
-            step.cpu = cpu_used(cpu_before, cpu_seconds())
+            step.cpu = cpu_used(cpu_before, cpu_tree())
             step.wall = max(step.visible.values(), default=time.perf_counter()) - wall_before
             lat = step.latencies_ms()
             ok, why = step.sustained()
@@ -368,7 +330,7 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
                    set(per_task) == acked and all(c == 1 for c in per_task.values()),
                    f"{len(per_task):,} tasks credited of {len(acked):,} acknowledged, "
                    f"{sum(1 for c in per_task.values() if c > 1)} credited twice"))
-    outcome_of = {t: "failed" if outcomes_failed(s, t) else "completed" for s in steps for t in s.sent}
+    outcome_of = {t: "failed" if t in s.failed else "completed" for s in steps for t in s.sent}
     wrong = [r for r in rows if r[1] != creators[r[0]] or r[2] != outcome_of.get(r[0])
              or r[3] != RULE.amount(r[2], RATING if r[2] == "completed" else None)]
     checks.append(("each credit to the task's creator, outcome and amount per rule", not wrong,
@@ -393,17 +355,18 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
               f"{s.climb_ms():>6.0f}  "
               f"{'yes' if ok else 'no: ' + why}")
     print()
-    print("where the CPU went per step (share of the 2 cores' time from the first request to the last credit visible; "
-          "us per outcome)")
-    labels = sorted({k for s in steps for k in s.cpu}, key=lambda k: -sum(s.cpu[k] for s in steps))
+    cores = os.cpu_count() or 1
+
+    def cell(step: Step, seconds: float) -> str:  # share of the cores' time, and us per outcome
+        return f"{seconds / (step.wall * cores):>7.0%} {seconds / max(1, len(step.sent)) * 1e6:>6,.0f}"
+
+    print(f"where the CPU went per step (share of the {cores} cores' time from the first request to the last credit "
+          "visible; us per outcome)")
+    labels = sorted({k for s in steps for k in s.cpu}, key=lambda k: -sum(s.cpu.get(k, 0.0) for s in steps))
     print(f"{'process':<28}" + "".join(f"{s.rate:>12,}/s" for s in steps))
     for label in labels:
-        print(f"{label:<28}" + "".join(
-            f"{s.cpu[label] / (s.wall * (os.cpu_count() or 1)):>7.0%} {s.cpu[label] / max(1, len(s.sent)) * 1e6:>6,.0f}"
-            for s in steps))
-    print(f"{'total':<28}" + "".join(
-        f"{sum(s.cpu.values()) / (s.wall * (os.cpu_count() or 1)):>7.0%} "
-        f"{sum(s.cpu.values()) / max(1, len(s.sent)) * 1e6:>6,.0f}" for s in steps))
+        print(f"{label:<28}" + "".join(cell(s, s.cpu.get(label, 0.0)) for s in steps))
+    print(f"{'total':<28}" + "".join(cell(s, sum(s.cpu.values())) for s in steps))
     print("latencies in ms; e2e = API answer -> credit visible in bonus's ledger (includes up to one poll interval)")
     print(f"highest sustained rate: {best:,} outcomes/s" if best else "highest sustained rate: none of the steps")
     at_goal = [s for s in steps if s.rate == GOAL_RATE]

@@ -260,6 +260,10 @@ async def test_the_ratings_lookup_answers_many_tasks_at_once_and_names_the_unkno
         empty = await client.post("/task-ratings/lookup", json={"task_ids": []})
         too_many = await client.post("/task-ratings/lookup", json={"task_ids": [str(uuid.uuid4())] * 1001})
         not_ids = await client.post("/task-ratings/lookup", json={"task_ids": ["x\u0000"]})
+        huge = await client.post("/task-ratings/lookup", content=b'{"task_ids": [' + b"9" * 5000 + b"]}",
+                                 headers={"content-type": "application/json"})
+        deep = await client.post("/task-ratings/lookup", content=b'{"task_ids": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                                 headers={"content-type": "application/json"})
     assert found.status_code == 200
     assert found.json() == {"ratings": [{"task_id": str(open_task), "status": "open", "rating": None},
                                         {"task_id": str(done_task), "status": "completed", "rating": 5}],
@@ -267,3 +271,4 @@ async def test_the_ratings_lookup_answers_many_tasks_at_once_and_names_the_unkno
     assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "task_ids"]
     assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "task_ids"]
     assert not_ids.status_code == 422
+    assert huge.status_code == 422 and deep.status_code == 422

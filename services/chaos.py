@@ -171,7 +171,7 @@ async def outboxes_empty(stack: Stack) -> int:
     for service in ("management", "hiring"):
         conn = await asyncpg.connect(plain_url(with_database(database_url, service)), timeout=10)
         try:
-            left += int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+            left += int(await conn.fetchval("SELECT count(*) FROM outbox_pending"))
         finally:
             await conn.close()
     return left

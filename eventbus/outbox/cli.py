@@ -18,7 +18,7 @@ import sys
 import asyncpg
 
 from eventbus.db import database_url_for, plain_url
-from eventbus.outbox.store import status_report
+from eventbus.outbox.store import OutboxOutdated, status_report
 from eventbus.stack.target import TargetError, resolve
 
 
@@ -32,6 +32,8 @@ async def collect(server_url: str, databases: list[str]) -> dict[str, object]:
             continue
         try:
             report[database] = await status_report(conn)
+        except OutboxOutdated as exc:
+            report[database] = {"error": str(exc)}
         finally:
             await conn.close()
     return report

@@ -117,3 +117,75 @@ def drop_broker_loss_v1() -> list[str]:
         "DROP TABLE outbox_broker_losses",
         "DROP TABLE outbox_broker_offsets",
     ]
+
+
+def create_pending_v1() -> list[str]:
+    """Publishing without rewriting outbox rows: which rows wait for the broker and which were published (and
+    when) move out of the wide `outbox` row into two narrow tables. Confirming a row deletes its `outbox_pending`
+    entry and appends one to `outbox_published` (no new version of the row and its payload, no index on it
+    touched); retention deletes from `outbox` what was published before its window; the broker-loss recovery
+    moves the retained rows of lost partitions back to `outbox_pending`.
+
+    Triggers keep the invariant for every writer: each outbox row is in exactly one of the two tables, from its
+    insert (pending) until it is deleted. The migration copies the state under a lock that stops inserts, so
+    no row is left out, and drops `published_at`: a relay of the earlier code fails loudly on it instead of
+    publishing everything again."""
+    return [
+        "LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE",
+        "CREATE TABLE outbox_pending (id BIGINT PRIMARY KEY, lease_partition SMALLINT NOT NULL)",
+        """
+        CREATE TABLE outbox_published (
+            id BIGINT PRIMARY KEY,
+            lease_partition SMALLINT NOT NULL,
+            published_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+        )
+        """,
+        "COMMENT ON TABLE outbox_pending IS "
+        "'the outbox rows not yet confirmed by the broker, in id order per lease partition: what the relay publishes'",
+        "COMMENT ON TABLE outbox_published IS "
+        "'the outbox rows the broker confirmed, kept for the retention window (broker-loss recovery publishes them "
+        "again)'",
+        "INSERT INTO outbox_pending (id, lease_partition) "
+        "SELECT id, lease_partition FROM outbox WHERE published_at IS NULL",
+        "INSERT INTO outbox_published (id, lease_partition, published_at) "
+        "SELECT id, lease_partition, published_at FROM outbox WHERE published_at IS NOT NULL",
+        "DROP INDEX outbox_unpublished",
+        "DROP INDEX outbox_published_at",
+        "ALTER TABLE outbox DROP COLUMN published_at",
+        "CREATE INDEX outbox_published_time ON outbox_published (published_at)",
+        """
+        CREATE FUNCTION outbox_track_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO outbox_pending (id, lease_partition) SELECT id, lease_partition FROM outbox_new;
+            RETURN NULL;
+        END $$
+        """,
+        "CREATE TRIGGER outbox_track_insert AFTER INSERT ON outbox REFERENCING NEW TABLE AS outbox_new "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_track_insert()",
+        """
+        CREATE FUNCTION outbox_track_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM outbox_pending p USING outbox_old o WHERE p.id = o.id;
+            DELETE FROM outbox_published p USING outbox_old o WHERE p.id = o.id;
+            RETURN NULL;
+        END $$
+        """,
+        "CREATE TRIGGER outbox_track_delete AFTER DELETE ON outbox REFERENCING OLD TABLE AS outbox_old "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_track_delete()",
+    ]
+
+
+def drop_pending_v1() -> list[str]:
+    return [
+        "LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE",
+        "DROP TRIGGER outbox_track_delete ON outbox",
+        "DROP FUNCTION outbox_track_delete",
+        "DROP TRIGGER outbox_track_insert ON outbox",
+        "DROP FUNCTION outbox_track_insert",
+        "ALTER TABLE outbox ADD COLUMN published_at TIMESTAMPTZ",
+        "UPDATE outbox o SET published_at = p.published_at FROM outbox_published p WHERE p.id = o.id",
+        "CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL",
+        "CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL",
+        "DROP TABLE outbox_published",
+        "DROP TABLE outbox_pending",
+    ]

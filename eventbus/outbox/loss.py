@@ -27,9 +27,6 @@ whatever was never published, in id order, so per key the new log gets the retai
 lease partition that changes hands is recovered by its new owner before it publishes. A mark of rows confirmed
 while the relay did not yet know of a later loss is void: they go out again with the window (duplicates, never a
 gap). `outbox_republished_total` counts the rows made unpublished again.
-
-Without those tables (an outbox database not migrated to the `backbone` branch) the relay keeps all this in memory:
-it notices what it confirmed itself, and recovers the lease partitions it owns.
 """
 
 from __future__ import annotations
@@ -104,13 +101,6 @@ class Finding:
         return "; ".join(self.shown[:limit]) + f"; and {len(self.shown) - limit} more partitions"
 
 
-@dataclass(frozen=True)
-class Loss:
-    id: int
-    lost: list[store.Lost]
-    evidence: str
-
-
 class BrokerLog:
     """What one relay knows of the broker's logs, and of the losses to recover from."""
 
@@ -126,8 +116,8 @@ class BrokerLog:
         self.known: dict[TopicPartition, Epoch] = {}
         #: the latest loss this relay knows of (declared by any relay)
         self.latest_loss = 0
-        #: whether the outbox database has the loss tables (None: not asked yet)
-        self.persisted: bool | None = None
+        #: whether what every relay recorded has been read once (at the relay's start)
+        self.loaded = False
         #: the owned lease partitions may hold rows to publish again: recover before fetching
         self.recovery_due = False
         self.declared = 0
@@ -135,34 +125,23 @@ class BrokerLog:
         self.last_loss: str | None = None
         self._verified: list[Any] = []
         self._next_check = 0.0
-        self._local: list[Loss] = []
-        self._local_recovered: dict[int, int] = {}
-        self._loaded = False
 
     # -- what is known ---------------------------------------------------------------------------
     async def load(self, pool: asyncpg.Pool) -> None:
         """Read what every relay recorded (at start and at each heartbeat)."""
-        if self.persisted is None:
-            self.persisted = await store.has_loss_tables(pool)
-            if not self.persisted:
-                log.warning("the outbox database has no broker-loss tables (Alembic branch `backbone`): this relay "
-                            "notices a broker that lost records only from what it confirmed itself, and forgets "
-                            "it when it restarts")
-        if not self.persisted:
-            return
         state = await store.broker_state(pool)
         for tp, theirs in state.offsets.items():
             mine = self.known.get(tp)
             if mine is None or theirs[0] > mine[0] or (theirs[0] == mine[0] and theirs[1] > mine[1]):
                 self.known[tp] = theirs
         if state.latest_loss > self.latest_loss:
-            if self._loaded:
+            if self.loaded:
                 log.info("broker loss #%d declared by another relay: recovering this relay's lease partitions",
                          state.latest_loss)
                 self.recover_at = self._clock() + self.grace
             self.latest_loss = state.latest_loss
             self.recovery_due = True  # the lease partitions say whether there is anything left to do
-        self._loaded = True
+        self.loaded = True
 
     def floor(self) -> dict[TopicPartition, int]:
         """Per partition, the offset at or below which a new batch means the log went back."""
@@ -229,16 +208,12 @@ class BrokerLog:
     async def declare(self, pool: asyncpg.Pool, finding: Finding) -> bool:
         """Declare the loss; False when another relay declared one first (adopted: look again)."""
         evidence = finding.evidence()
-        if self.persisted:
-            loss_id = await store.declare_loss(pool, self.latest_loss, finding.lost, finding.highs, self.instance_id,
-                                               evidence)
-            if loss_id is None:
-                await self.load(pool)
-                self.check_again()
-                return False
-        else:
-            loss_id = self.latest_loss + 1
-            self._local.append(Loss(loss_id, finding.lost, evidence))
+        loss_id = await store.declare_loss(pool, self.latest_loss, finding.lost, finding.highs, self.instance_id,
+                                           evidence)
+        if loss_id is None:
+            await self.load(pool)
+            self.check_again()
+            return False
         for tp, high in finding.highs.items():
             self.known[tp] = (loss_id, high)
         self.latest_loss = loss_id
@@ -254,28 +229,18 @@ class BrokerLog:
     async def unrecovered(self, pool: asyncpg.Pool, owned: Collection[int]) -> bool:
         if not self.latest_loss or not owned:
             return False
-        if self.persisted:
-            return await store.unrecovered_leases(pool, self.instance_id, sorted(owned), self.latest_loss) > 0
-        return any(self._local_recovered.get(p, 0) < self.latest_loss for p in owned)
+        return await store.unrecovered_leases(pool, self.instance_id, sorted(owned), self.latest_loss) > 0
 
     def recover_in(self) -> float:
         """Seconds the grace still lasts (nothing of the owned lease partitions is published meanwhile)."""
         return max(0.0, self.recover_at - self._clock())
 
     async def recover(self, pool: asyncpg.Pool, owned: Collection[int]) -> int:
-        """Make the lost rows of the owned lease partitions unpublished again; how many."""
+        """Make the lost rows of the owned lease partitions pending again; how many."""
         if not self.latest_loss or not owned:
             self.recovery_due = False
             return 0
-        if self.persisted:
-            count, partitions = await store.recover(pool, self.instance_id, sorted(owned), self.latest_loss)
-        else:
-            partitions = sorted(p for p in owned if self._local_recovered.get(p, 0) < self.latest_loss)
-            since = min((self._local_recovered.get(p, 0) for p in partitions), default=self.latest_loss)
-            lost = [entry for loss in self._local if loss.id > since for entry in loss.lost]
-            count = await store.recover_local(pool, partitions, lost) if partitions and lost else 0
-            for p in partitions:
-                self._local_recovered[p] = self.latest_loss
+        count, partitions = await store.recover(pool, self.instance_id, sorted(owned), self.latest_loss)
         self.recovery_due = False
         if partitions:
             self.republished += count
@@ -286,8 +251,7 @@ class BrokerLog:
 
     def status(self) -> dict[str, Any]:
         return {"broker_losses_declared": self.declared, "republished": self.republished,
-                "latest_broker_loss": self.latest_loss, "last_broker_loss": self.last_loss,
-                "broker_offsets_persisted": self.persisted}
+                "latest_broker_loss": self.latest_loss, "last_broker_loss": self.last_loss}
 
 
 def _ranges(partitions: list[int]) -> str:

@@ -110,8 +110,12 @@ async def _main(service: str, topics: list[TopicSpec], settings: RelaySettings, 
             raise ConnectionError("no database pool yet")
         await relay.pool.fetchval("SELECT 1", timeout=2)
 
+    async def outbox_tables() -> None:
+        if relay.outdated is not None:
+            raise RuntimeError(relay.outdated)
+
     async def health() -> tuple[bool, dict[str, Any]]:
-        ok, checks = await run_probes({"database": database, "broker": kafka})
+        ok, checks = await run_probes({"database": database, "broker": kafka, "outbox_tables": outbox_tables})
         return ok, {"status": "ok" if ok else "unavailable", "checks": checks, "relay": relay.status()}
 
     runner = await start_ops_server(ops_app(health, relay.metrics.registry), settings.host,

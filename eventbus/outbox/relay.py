@@ -83,6 +83,9 @@ class Relay:
         self._successes = 0
         self.last_error: str | None = None
         self.database_ok = False
+        self._schema_ok = False  # the outbox database has the tables this code publishes with
+        #: why this relay publishes nothing until its database is migrated (its /health fails meanwhile)
+        self.outdated: str | None = None
         self._pending = Confirmed()  # broker-confirmed, not yet marked published
         # The mark of the last round runs while the next round is fetched and sent (its ids are left out of
         # that fetch); at most one mark is in flight, and it is awaited before any wait or heartbeat.
@@ -114,6 +117,8 @@ class Relay:
                     await self._tick()
                 except DB_UNAVAILABLE as exc:
                     await self._database_down(exc)
+                except store.OutboxOutdated as exc:
+                    await self._outdated(exc)
                 except Exception as exc:
                     # Nothing is marked before the broker confirmed it, so going on is safe; dying would
                     # stop the outbox until someone restarts the process.
@@ -146,7 +151,10 @@ class Relay:
             # the round, the mark in flight and the retention cleanup each hold one connection at most
             self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, timeout=5,
                                                   command_timeout=30)
-        if self.broker.persisted is None:
+        if not self._schema_ok:
+            await store.check_schema(self.pool)
+            self._schema_ok, self.outdated = True, None
+        if not self.broker.loaded:
             await self.broker.load(self.pool)
         if self._pending or (self._marking is not None and self._marking.done()):
             await self._mark()
@@ -289,10 +297,6 @@ class Relay:
             self._marking = asyncio.create_task(self._mark_batch(self.pool, self._marking_batch), name="outbox-mark")
 
     async def _mark_batch(self, pool: asyncpg.Pool, batch: Confirmed) -> None:
-        if not self.broker.persisted:
-            if batch.ids:
-                await store.mark_published(pool, batch.ids)
-            return
         seen = self.broker.latest_loss if batch.seen_loss is None else batch.seen_loss
         if not await store.mark_confirmed(pool, batch.ids, seen, batch.offsets):
             log.info("%d confirmed rows left unpublished: a broker loss was declared after they were sent, they go "
@@ -341,6 +345,13 @@ class Relay:
         delay = self.db_backoff.next_delay()
         log.warning("%s; retrying in %.2fs (%d confirmed rows kept to mark)", self.last_error, delay,
                     len(self._pending.ids))
+        await self._sleep(delay)
+
+    async def _outdated(self, exc: store.OutboxOutdated) -> None:
+        self.last_error = self.outdated = str(exc)
+        self.metrics.errors.inc()
+        delay = self.db_backoff.next_delay()
+        log.error("%s (next check in %.2fs)", exc, delay)
         await self._sleep(delay)
 
     async def _unexpected(self, exc: BaseException) -> None:

@@ -1,4 +1,7 @@
-"""The relay's SQL against the outbox tables (asyncpg: the relay needs LISTEN and raw speed)."""
+"""The relay's SQL against the outbox tables (asyncpg: the relay needs LISTEN and raw speed).
+
+What waits for the broker is in `outbox_pending`, what it confirmed in `outbox_published` (`ddl.create_pending_v1`):
+confirming a row never rewrites the outbox row itself."""
 
 from __future__ import annotations
 
@@ -9,22 +12,24 @@ import asyncpg
 import orjson
 
 _FETCH = """
-SELECT id, topic, message_key, key_hash, value, headers
-FROM outbox
-WHERE published_at IS NULL AND lease_partition = ANY($1::smallint[]) AND id <> ALL($3::bigint[])
-  AND topic <> ALL($4::text[])
-ORDER BY id
+SELECT o.id, o.topic, o.message_key, o.key_hash, o.value, o.headers
+FROM outbox_pending p JOIN outbox o ON o.id = p.id
+WHERE p.lease_partition = ANY($1::smallint[]) AND p.id <> ALL($3::bigint[]) AND o.topic <> ALL($4::text[])
+ORDER BY p.id
 LIMIT $2
 """
-_MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[]) AND published_at IS NULL"
+# A confirmed row leaves outbox_pending for outbox_published (two narrow rows; the outbox row stays as it is).
 # The mark of rows confirmed while the relay knew of losses up to $2, with the offsets the broker confirmed them
 # at. A loss declared since voids the mark (the rows may sit in the lost log: they go out again with the retained
 # window); an offset counted before a later loss of its partition never overwrites what that loss set.
 _MARK_CONFIRMED = """
 WITH current AS (SELECT NOT EXISTS (SELECT 1 FROM outbox_broker_losses WHERE id > $2) AS ok),
+gone AS (
+    DELETE FROM outbox_pending WHERE id = ANY($1::bigint[]) AND (SELECT ok FROM current)
+    RETURNING id, lease_partition),
 marked AS (
-    UPDATE outbox SET published_at = clock_timestamp()
-    WHERE id = ANY($1::bigint[]) AND published_at IS NULL AND (SELECT ok FROM current)
+    INSERT INTO outbox_published (id, lease_partition) SELECT id, lease_partition FROM gone
+    ON CONFLICT (id) DO NOTHING
     RETURNING 1),
 highs AS (
     INSERT INTO outbox_broker_offsets AS b (topic, partition, high_offset, loss_id)
@@ -38,18 +43,20 @@ highs AS (
     RETURNING 1)
 SELECT (SELECT ok FROM current), (SELECT count(*) FROM marked)
 """
+# Rows published before the window, oldest first (the outbox's delete trigger removes their outbox_published rows)
 _CLEAN = """
 DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox
-    WHERE published_at IS NOT NULL AND published_at < clock_timestamp() - make_interval(secs => $1)
+    SELECT id FROM outbox_published
+    WHERE published_at < clock_timestamp() - make_interval(secs => $1)
     ORDER BY published_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
 """
+# The oldest pending row is the lowest id (ids are taken at insert, as created_at is): no scan of the backlog
 _BACKLOG = """
-SELECT count(*) AS backlog,
-       coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_age
-FROM outbox WHERE published_at IS NULL
+SELECT (SELECT count(*) FROM outbox_pending) AS backlog,
+       coalesce((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM outbox
+                 WHERE id = (SELECT min(id) FROM outbox_pending)), 0)::float8 AS oldest_age
 """
 
 
@@ -85,10 +92,6 @@ async def fetch_unpublished(pool: asyncpg.Pool, partitions: list[int], limit: in
     return [_row(r) for r in records]
 
 
-async def mark_published(pool: asyncpg.Pool, ids: list[int]) -> None:
-    await pool.execute(_MARK, ids)
-
-
 async def mark_confirmed(pool: asyncpg.Pool, ids: list[int], seen_loss: int,
                          offsets: dict[tuple[str, int], tuple[int, int]]) -> bool:
     """Mark `ids` published and record the offsets the broker confirmed ((topic, partition) -> (loss id, highest
@@ -102,8 +105,18 @@ async def mark_confirmed(pool: asyncpg.Pool, ids: list[int], seen_loss: int,
 
 # -- broker losses (eventbus.outbox.loss) ----------------------------------------------------------------------
 
-async def has_loss_tables(pool: asyncpg.Pool) -> bool:
-    return bool(await pool.fetchval("SELECT to_regclass('outbox_broker_losses') IS NOT NULL"))
+class OutboxOutdated(RuntimeError):
+    """The outbox database lacks the tables this relay publishes with."""
+
+
+async def check_schema(db: asyncpg.Pool | asyncpg.Connection) -> None:
+    """Raise OutboxOutdated unless the database has the tables of `ddl.create_pending_v1` (their migration comes
+    after the broker-loss tables', so those are there too)."""
+    if not await db.fetchval("SELECT to_regclass('outbox_pending') IS NOT NULL"):
+        raise OutboxOutdated(
+            "the outbox database has no outbox_pending table (Alembic branch `backbone`, revision "
+            "backbone_2_outbox_pending): upgrade it with `make migrate` (it applies the backbone branch in whatever "
+            "stage the database is, and nothing else); the relay publishes nothing until then, and checks again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,23 +178,19 @@ lost AS (
     SELECT DISTINCT lease.partition AS lease_partition, p.topic, p.partition_count, p.partition
     FROM lease JOIN outbox_broker_lost_partitions p ON p.loss_id > lease.recovered_loss AND p.loss_id <= $3),
 reset AS (
-    UPDATE outbox o SET published_at = NULL FROM lost
-    WHERE o.lease_partition = lost.lease_partition AND o.published_at IS NOT NULL AND o.topic = lost.topic
+    DELETE FROM outbox_published r USING outbox o, lost
+    WHERE r.id = o.id AND r.lease_partition = lost.lease_partition AND o.topic = lost.topic
       AND o.key_hash % lost.partition_count = lost.partition
-    RETURNING o.id),
+    RETURNING r.id, r.lease_partition),
+pending AS (
+    INSERT INTO outbox_pending (id, lease_partition) SELECT id, lease_partition FROM reset ON CONFLICT (id) DO NOTHING
+    RETURNING 1),
 recovered AS (
     UPDATE outbox_leases l SET recovered_loss = $3 FROM lease WHERE l.partition = lease.partition
     RETURNING l.partition),
 counted AS (
-    UPDATE outbox_broker_losses SET republished = republished + (SELECT count(*) FROM reset) WHERE id = $3)
-SELECT (SELECT count(*) FROM reset), coalesce((SELECT array_agg(partition ORDER BY partition) FROM recovered), '{}')
-"""
-# The same without the loss tables (an outbox database not migrated to them): the relay remembers the loss.
-_RECOVER_LOCAL = """
-UPDATE outbox o SET published_at = NULL
-FROM unnest($2::text[], $3::int[], $4::int[]) AS lost(topic, partition_count, partition)
-WHERE o.lease_partition = ANY($1::smallint[]) AND o.published_at IS NOT NULL AND o.topic = lost.topic
-  AND o.key_hash % lost.partition_count = lost.partition
+    UPDATE outbox_broker_losses SET republished = republished + (SELECT count(*) FROM pending) WHERE id = $3)
+SELECT (SELECT count(*) FROM pending), coalesce((SELECT array_agg(partition ORDER BY partition) FROM recovered), '{}')
 """
 
 
@@ -197,12 +206,6 @@ async def recover(pool: asyncpg.Pool, owner: str, partitions: list[int], latest_
     return int(record[0]), list(record[1])
 
 
-async def recover_local(pool: asyncpg.Pool, partitions: list[int], lost: list[Lost]) -> int:
-    status: str = await pool.execute(_RECOVER_LOCAL, partitions, [t for t, _, _ in lost], [n for _, n, _ in lost],
-                                     [p for _, _, p in lost])
-    return int(status.split()[-1])
-
-
 async def delete_published(pool: asyncpg.Pool, older_than_s: float, batch: int) -> int:
     status: str = await pool.execute(_CLEAN, older_than_s, batch)
     return int(status.split()[-1])
@@ -210,7 +213,7 @@ async def delete_published(pool: asyncpg.Pool, older_than_s: float, batch: int) 
 
 async def vacuum(pool: asyncpg.Pool) -> None:
     """Make the space of deleted rows reusable (plain VACUUM: no exclusive lock, inserts and marks go on)."""
-    await pool.execute("VACUUM outbox", timeout=600)
+    await pool.execute("VACUUM outbox, outbox_pending, outbox_published", timeout=600)
 
 
 async def backlog(pool: asyncpg.Pool) -> Backlog:
@@ -220,27 +223,27 @@ async def backlog(pool: asyncpg.Pool) -> Backlog:
 
 
 async def status_report(conn: asyncpg.Connection, window_s: float = 60.0) -> dict[str, Any]:
-    """What `outbox status` prints for one service's database."""
+    """What `outbox status` prints for one service's database (OutboxOutdated: not migrated to this code)."""
+    await check_schema(conn)
     stats = await conn.fetchrow(_BACKLOG)
     assert stats is not None
     published = await conn.fetchval(
-        "SELECT count(*) FROM outbox WHERE published_at > clock_timestamp() - make_interval(secs => $1)", window_s)
-    retained = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        "SELECT count(*) FROM outbox_published WHERE published_at > clock_timestamp() - make_interval(secs => $1)",
+        window_s)
+    retained = await conn.fetchval("SELECT count(*) FROM outbox_published")
     relays = await conn.fetch(
         "SELECT instance_id, extract(epoch FROM clock_timestamp() - last_seen)::float8 AS seen_ago, status "
         "FROM outbox_relays ORDER BY instance_id")
     leases = await conn.fetch(
         "SELECT owner, count(*) AS n FROM outbox_leases WHERE expires_at > clock_timestamp() GROUP BY owner")
     owned = {r["owner"]: r["n"] for r in leases}
-    losses = None
-    if await conn.fetchval("SELECT to_regclass('outbox_broker_losses') IS NOT NULL"):
-        last = await conn.fetchrow(
-            "SELECT id, detected_at, detected_by, evidence, republished, "
-            "(SELECT count(*) FROM outbox_broker_losses) AS n FROM outbox_broker_losses ORDER BY id DESC LIMIT 1")
-        losses = {"count": last["n"] if last else 0,
-                  "last": {"id": last["id"], "detected_at": last["detected_at"].isoformat(),
-                           "detected_by": last["detected_by"], "evidence": last["evidence"],
-                           "republished": last["republished"]} if last else None}
+    last = await conn.fetchrow(
+        "SELECT id, detected_at, detected_by, evidence, republished, "
+        "(SELECT count(*) FROM outbox_broker_losses) AS n FROM outbox_broker_losses ORDER BY id DESC LIMIT 1")
+    losses = {"count": last["n"] if last else 0,
+              "last": {"id": last["id"], "detected_at": last["detected_at"].isoformat(),
+                       "detected_by": last["detected_by"], "evidence": last["evidence"],
+                       "republished": last["republished"]} if last else None}
     return {
         "backlog": stats["backlog"],
         "oldest_unpublished_age_s": round(stats["oldest_age"], 3),

@@ -235,7 +235,7 @@ async def outbox_drained(ctx: Context, args: dict[str, Any]) -> GateResult:
         pool = await ctx.db(args["service"])
         row = await pool.fetchrow(
             "SELECT count(*) AS n, coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age "
-            "FROM outbox WHERE published_at IS NULL AND event_name = $1 "
+            "FROM outbox_pending p JOIN outbox o ON o.id = p.id WHERE event_name = $1 "
             "AND ($2::int[] IS NULL OR event_version = ANY($2::int[]))", event, versions)
     except (OSError, asyncpg.PostgresError) as exc:
         return unknown(name, f"cannot read the outbox ({exc!r})", "is the database up?")

@@ -290,8 +290,8 @@ async def purge_names(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     (empty) log, and the relay goes on with what waited in the outbox, in order."""
     management = await ctx.db("management")
     status = await management.execute(
-        "DELETE FROM outbox WHERE event_name = 'ManagerCreated' AND event_version IN (0, 1) "
-        "AND published_at IS NOT NULL")
+        "DELETE FROM outbox o USING outbox_published p WHERE p.id = o.id "
+        "AND o.event_name = 'ManagerCreated' AND o.event_version IN (0, 1)")
     scrubbed = int(status.split()[-1])
     ctx.say(f"    outbox: {scrubbed} published ManagerCreated v0/v1 rows deleted")
     named = await _named_records(ctx)

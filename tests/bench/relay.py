@@ -105,7 +105,7 @@ async def throughput(run: Run) -> None:
         started = time.perf_counter()
         await copy_rows(conn, rows)
         say(f"throughput: backlog of {n:,} rows inserted by COPY in {time.perf_counter() - started:.1f}s")
-        await conn.execute("VACUUM ANALYZE outbox")
+        await conn.execute("VACUUM ANALYZE outbox, outbox_pending, outbox_published")
         config = RelayConfig(batch_size=args.batch_size)
         relay = Relay(service="bench", dsn=plain_url(url), bootstrap_servers=run.bootstrap, topics=[relay_topic],
                       config=config, instance_id=f"bench-{run.tag}")

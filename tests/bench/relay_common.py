@@ -145,7 +145,7 @@ def stop_process(relay: RelayProcess) -> None:
 
 
 async def all_marked(conn: asyncpg.Connection) -> bool:
-    return not await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return not await conn.fetchval("SELECT count(*) FROM outbox_pending")
 
 
 async def empty(conn: asyncpg.Connection) -> bool:

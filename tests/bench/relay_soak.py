@@ -41,8 +41,9 @@ async def soak(run: Run) -> None:
 
     async def sample() -> tuple[float, int, int, int, int]:
         record = await sampler.fetchrow(
-            "SELECT count(*) AS n, count(*) FILTER (WHERE published_at IS NULL) AS unpublished, "
-            "pg_total_relation_size('outbox') AS size FROM outbox")
+            "SELECT (SELECT count(*) FROM outbox) AS n, (SELECT count(*) FROM outbox_pending) AS unpublished, "
+            "pg_total_relation_size('outbox') + pg_total_relation_size('outbox_pending') "
+            "+ pg_total_relation_size('outbox_published') AS size")
         assert record is not None
         point = (time.perf_counter() - started, written, record["n"], record["unpublished"], record["size"])
         samples.append(point)
@@ -61,7 +62,7 @@ async def soak(run: Run) -> None:
         while written < total:
             if relay.poll() is not None:
                 raise RuntimeError(f"the soak relay exited with {relay.returncode}; see {run.workdir}")
-            backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            backlog = await conn.fetchval("SELECT count(*) FROM outbox_pending")
             if backlog >= args.soak_backlog:
                 await asyncio.sleep(0.05)
                 continue

@@ -47,7 +47,7 @@ async def write(engine: AsyncEngine, w: OutboxWriter, task_id: str, seq: int = 0
 async def unpublished(url: str) -> int:
     conn = await asyncpg.connect(plain_url(url))
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        return int(await conn.fetchval("SELECT count(*) FROM outbox_pending"))
     finally:
         await conn.close()
 
@@ -102,7 +102,7 @@ async def bulk_insert(url: str, rows: list[tuple[object, ...]], chunk: int = 50_
 async def published(url: str) -> int:
     conn = await asyncpg.connect(plain_url(url))
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"))
+        return int(await conn.fetchval("SELECT count(*) FROM outbox_published"))
     finally:
         await conn.close()
 

@@ -54,7 +54,7 @@ async def test_before_state_stores_names_and_combined_titles_and_emits_no_manage
 
 
 async def test_create_manager_writes_row_and_valid_event_in_one_go(stage: Callable[..., Any], bootstrap: str) -> None:
-    db = await stage("us170_1_username", manager_created_version=0)
+    db = await stage("us170_1_username", "backbone@head", manager_created_version=0)
     async with api(create_app(_settings(db, bootstrap))) as client:
         r = await client.post("/managers", json=ADA)
         assert r.status_code == 201, r.text
@@ -67,7 +67,10 @@ async def test_create_manager_writes_row_and_valid_event_in_one_go(stage: Callab
     assert envelope["payload"] == {"manager_id": manager_id, "first_name": "Ada", "last_name": "Lovelace",
                                    "account_id": "a-1"}
     assert envelope["meta"]["event_id"] == str(row["event_id"])
-    assert row["published_at"] is None
+    # waiting for the relay: the outbox's insert trigger put it in outbox_pending, in the same transaction
+    pending = await fetch(db, "SELECT id, lease_partition FROM outbox_pending")
+    assert [tuple(r) for r in pending] == [(row["id"], row["lease_partition"])]
+    assert await count(db, "SELECT count(*) FROM outbox_published") == 0
 
 
 @pytest.mark.parametrize("version", [None, 0, 1])

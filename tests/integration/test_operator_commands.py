@@ -97,8 +97,9 @@ async def _new_database(server_url: str, prefix: str, ddl: list[str]) -> str:
     await ensure_database(server_url, name)
     conn = await asyncpg.connect(plain_url(with_database(server_url, name)))
     try:
-        for statement in ddl:
-            await conn.execute(statement)
+        async with conn.transaction():  # as a migration runs them
+            for statement in ddl:
+                await conn.execute(statement)
     finally:
         await conn.close()
     return name
@@ -184,13 +185,25 @@ def test_without_a_stack_or_an_address_the_commands_say_how_to_fix_it(
 
 def test_outbox_status_reads_the_stack_databases(stack_dir: Path, pg_server: EmbeddedPostgres, kafka: TansuBroker,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    database = asyncio.run(_new_database(pg_server.url, "management", outbox_ddl.create_v1()))
+    database = asyncio.run(_new_database(pg_server.url, "management", outbox_ddl.create_v1()
+                                         + outbox_ddl.create_broker_loss_v1() + outbox_ddl.create_pending_v1()))
     with pytest.raises(SystemExit) as exited:
         outbox_main(["status", "--database", database])
     out = capsys.readouterr().out.splitlines()
     assert exited.value.code == 0, out
     assert out[0] == f"stack: {stack_dir} (pid {os.getpid()}), database 127.0.0.1:{pg_server.port}"
     assert out[1].startswith(f"{database}: backlog 0")
+
+
+def test_outbox_status_names_the_fix_for_a_database_the_code_is_ahead_of(
+        stack_dir: Path, pg_server: EmbeddedPostgres, kafka: TansuBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    database = asyncio.run(_new_database(pg_server.url, "management", outbox_ddl.create_v1()))
+    with pytest.raises(SystemExit) as exited:
+        outbox_main(["status", "--database", database])
+    out = capsys.readouterr().out.splitlines()
+    assert exited.value.code == 1, out
+    assert out[1].startswith(f"{database}: the outbox database has no outbox_pending table"), out
+    assert "make migrate" in out[1]
 
 
 class _Registry(http.server.BaseHTTPRequestHandler):

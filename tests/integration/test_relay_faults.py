@@ -465,7 +465,7 @@ async def test_relay_process_killed_mid_drain_loses_nothing(
             return sum((await ends.end_offsets(parts)).values())
 
         async def marked() -> int:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"))
+            return int(await conn.fetchval("SELECT count(*) FROM outbox_published"))
 
         async def quiet() -> bool:  # the frozen relay's last statement has finished in the database
             return not await conn.fetchval(

@@ -132,7 +132,8 @@ def create_pending_v1() -> list[str]:
     publishing everything again."""
     return [
         "LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE",
-        "CREATE TABLE outbox_pending (id BIGINT PRIMARY KEY, lease_partition SMALLINT NOT NULL)",
+        # the topic too: a paused topic's rows are skipped without reading the outbox rows
+        "CREATE TABLE outbox_pending (id BIGINT PRIMARY KEY, lease_partition SMALLINT NOT NULL, topic TEXT NOT NULL)",
         """
         CREATE TABLE outbox_published (
             id BIGINT PRIMARY KEY,
@@ -145,8 +146,8 @@ def create_pending_v1() -> list[str]:
         "COMMENT ON TABLE outbox_published IS "
         "'the outbox rows the broker confirmed, kept for the retention window (broker-loss recovery publishes them "
         "again)'",
-        "INSERT INTO outbox_pending (id, lease_partition) "
-        "SELECT id, lease_partition FROM outbox WHERE published_at IS NULL",
+        "INSERT INTO outbox_pending (id, lease_partition, topic) "
+        "SELECT id, lease_partition, topic FROM outbox WHERE published_at IS NULL",
         "INSERT INTO outbox_published (id, lease_partition, published_at) "
         "SELECT id, lease_partition, published_at FROM outbox WHERE published_at IS NOT NULL",
         "DROP INDEX outbox_unpublished",
@@ -156,7 +157,7 @@ def create_pending_v1() -> list[str]:
         """
         CREATE FUNCTION outbox_track_insert() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO outbox_pending (id, lease_partition) SELECT id, lease_partition FROM outbox_new;
+            INSERT INTO outbox_pending (id, lease_partition, topic) SELECT id, lease_partition, topic FROM outbox_new;
             RETURN NULL;
         END $$
         """,

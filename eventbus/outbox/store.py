@@ -11,12 +11,16 @@ from typing import Any
 import asyncpg
 import orjson
 
+# The next pending ids, in id order, then their outbox rows by key. The ids are chosen first (an InitPlan run
+# once), so the planner cannot join the whole outbox, which grows with the retention window, to the backlog.
 _FETCH = """
-SELECT o.id, o.topic, o.message_key, o.key_hash, o.value, o.headers
-FROM outbox_pending p JOIN outbox o ON o.id = p.id
-WHERE p.lease_partition = ANY($1::smallint[]) AND p.id <> ALL($3::bigint[]) AND o.topic <> ALL($4::text[])
-ORDER BY p.id
-LIMIT $2
+SELECT id, topic, message_key, key_hash, value, headers FROM outbox
+WHERE id = ANY(ARRAY(
+    SELECT id FROM outbox_pending
+    WHERE lease_partition = ANY($1::smallint[]) AND id <> ALL($3::bigint[]) AND topic <> ALL($4::text[])
+    ORDER BY id
+    LIMIT $2))
+ORDER BY id
 """
 # A confirmed row leaves outbox_pending for outbox_published (two narrow rows; the outbox row stays as it is).
 # The mark of rows confirmed while the relay knew of losses up to $2, with the offsets the broker confirmed them
@@ -181,9 +185,10 @@ reset AS (
     DELETE FROM outbox_published r USING outbox o, lost
     WHERE r.id = o.id AND r.lease_partition = lost.lease_partition AND o.topic = lost.topic
       AND o.key_hash % lost.partition_count = lost.partition
-    RETURNING r.id, r.lease_partition),
+    RETURNING r.id, r.lease_partition, o.topic),
 pending AS (
-    INSERT INTO outbox_pending (id, lease_partition) SELECT id, lease_partition FROM reset ON CONFLICT (id) DO NOTHING
+    INSERT INTO outbox_pending (id, lease_partition, topic) SELECT id, lease_partition, topic FROM reset
+    ON CONFLICT (id) DO NOTHING
     RETURNING 1),
 recovered AS (
     UPDATE outbox_leases l SET recovered_loss = $3 FROM lease WHERE l.partition = lease.partition

@@ -3,6 +3,8 @@ outcomes; API answer -> credit visible, and the highest rate it sustains.
 
 - **set-up:** a stack on free ports in a temporary folder (embedded PostgreSQL and Tansu); managers and enough
   tasks for every step are created through management's API and waited for in hiring (TaskCreated).
+- **warm-up:** --warmup s at the first rate, checked but not reported (the set-up's own events are still in
+  flight, pools and caches cold: the first step's p99 was 2-4x the next ones' without it).
 - **steps:** for each --rates R, R outcomes/s for --seconds: `POST /tasks/{id}/complete` (rating 4) or `/fail`
   (one in five) on hiring, sent at planned instants (open loop: a slow answer does not slow the schedule) over
   --connections keep-alive connections. A poller reads bonus's ledger every --poll-ms; a credit is *visible*
@@ -266,7 +268,9 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
     assert stack.database_url is not None
     hiring_db = plain_url(with_database(stack.database_url, "hiring"))
     bonus_db = plain_url(with_database(stack.database_url, "bonus"))
-    needed = sum(int(r * args.seconds) for r in args.rates)
+    plan = [(args.rates[0], args.warmup, True)] if args.warmup > 0 else []
+    plan += [(rate, args.seconds, False) for rate in args.rates]
+    needed = sum(int(rate * seconds) for rate, seconds, _ in plan)
     rng = random.Random(args.seed)
 
     say(f"set-up: {args.managers} managers, {needed:,} tasks through management's API")
@@ -280,16 +284,18 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
     say(f"set-up: hiring knows all {len(tasks):,} tasks")
 
     steps: list[Step] = []
+    warm: list[Step] = []  # checked like the others, not reported
     visible: dict[str, float] = {}
     stop = asyncio.Event()
     progress = asyncio.Event()
     poller = asyncio.create_task(poll_ledger(bonus_db, visible, stop, args.poll_ms / 1000, progress))
     offset = 0
     try:
-        for rate in args.rates:
-            step = Step(rate, args.seconds)
-            n = int(rate * args.seconds)
-            say(f"step: {rate:,} outcomes/s for {args.seconds:g}s ({n:,} requests, {args.connections} connections)")
+        for rate, seconds, warming in plan:
+            step = Step(rate, seconds)
+            n = int(rate * seconds)
+            say(f"{'warm-up (not reported)' if warming else 'step'}: {rate:,} outcomes/s for {seconds:g}s "
+                f"({n:,} requests, {args.connections} connections)")
             cpu_before, wall_before = cpu_tree(), time.perf_counter()
             await run_step(step, port["hiring"], tasks[offset:offset + n], args.connections)
             offset += n
@@ -307,18 +313,18 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
             say(f"    answered {len(step.sent):,}, achieved {step.achieved():,.0f}/s; answer -> credit visible p50 "
                 f"{pct(lat, 0.5):.1f} / p99 {pct(lat, 0.99):.1f} / max {pct(lat, 1.0):.1f} ms; "
                 f"{'sustained' if ok else 'NOT sustained'} ({why})")
-            steps.append(step)
+            (warm if warming else steps).append(step)
     finally:
         stop.set()
         await poller
 
     # -- checks: every acknowledged outcome credited once, to its task's creator, with the rule's amount
     checks: list[tuple[str, bool, str]] = []
-    statuses = sum((s.statuses for s in steps), Counter())
-    errors = [e for s in steps for e in s.errors]
+    statuses = sum((s.statuses for s in warm + steps), Counter())
+    errors = [e for s in warm + steps for e in s.errors]
     checks.append(("every answer 200, no socket error", set(statuses) <= {200} and not errors,
                    f"statuses {dict(statuses)}, {len(errors)} errors {errors[:3]}"))
-    acked = {t for s in steps for t in s.sent}
+    acked = {t for s in warm + steps for t in s.sent}
     conn = await asyncpg.connect(bonus_db)
     try:
         rows = await conn.fetch("SELECT task_id::text, manager_id::text, outcome, amount FROM ledger "
@@ -330,7 +336,7 @@ async def amain(args: argparse.Namespace, stack: Stack) -> int:
                    set(per_task) == acked and all(c == 1 for c in per_task.values()),
                    f"{len(per_task):,} tasks credited of {len(acked):,} acknowledged, "
                    f"{sum(1 for c in per_task.values() if c > 1)} credited twice"))
-    outcome_of = {t: "failed" if t in s.failed else "completed" for s in steps for t in s.sent}
+    outcome_of = {t: "failed" if t in s.failed else "completed" for s in warm + steps for t in s.sent}
     wrong = [r for r in rows if r[1] != creators[r[0]] or r[2] != outcome_of.get(r[0])
              or r[3] != RULE.amount(r[2], RATING if r[2] == "completed" else None)]
     checks.append(("each credit to the task's creator, outcome and amount per rule", not wrong,
@@ -383,6 +389,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default=None, help="outcomes/s per step, comma-separated (default 200,400,600,1000)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per step (default 10)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds at the first rate before the measured steps, checked but not reported: the "
+                             "set-up's own events are still being relayed and applied, pools and caches are cold "
+                             "(default 5; --quick 1)")
     parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the load (default 64)")
     parser.add_argument("--managers", type=int, default=50, help="managers the tasks are spread over (default 50)")
     parser.add_argument("--poll-ms", type=float, default=5.0, help="ledger poll interval, ms (default 5)")
@@ -398,8 +408,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     rates = args.rates or ("50" if args.quick else "200,400,600,1000")
     args.rates = [int(r) for r in rates.split(",") if r.strip()]
     args.seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 10.0)
-    if any(r <= 0 for r in args.rates) or args.seconds <= 0:
-        parser.error("--rates and --seconds must be positive")
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 5.0)
+    if not args.rates or any(r <= 0 for r in args.rates) or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--rates and --seconds must be positive, --warmup not negative")
     return args
 
 

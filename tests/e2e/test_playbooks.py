@@ -22,6 +22,7 @@ from eventbus.db import plain_url, with_database
 from services.flags import FINAL
 from services.traffic import Traffic, reconcile
 from tests.e2e.conftest import Background, background_stack
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 ORDER = ["comm-070", "comm-040", "comm-060", "us-160", "us-170"]
@@ -87,7 +88,7 @@ async def test_the_five_playbooks_move_the_live_system_from_before_to_after_unde
     durations: dict[str, float] = {}
     transcripts: dict[str, str] = {}
     try:
-        await asyncio.sleep(3)  # traffic in the before state first
+        await _outcomes(traffic, 5, "outcomes acknowledged in the before state")  # traffic there first
         for name in ORDER:
             started = time.monotonic()
             result = await asyncio.to_thread(stack.run, "services.playbooks", "run", name, timeout=600)
@@ -95,7 +96,7 @@ async def test_the_five_playbooks_move_the_live_system_from_before_to_after_unde
             transcripts[name] = result.stdout + result.stderr
             assert result.returncode == 0, f"{name} did not finish:\n{transcripts[name][-6000:]}"
             assert result.stdout.rstrip().endswith(f"{name}: done"), transcripts[name][-3000:]
-        await asyncio.sleep(3)  # and in the final state
+        await _outcomes(traffic, len(traffic.ack.outcomes) + 5, "outcomes acknowledged in the final state")
     finally:
         ack = await traffic.stop()
     (tmp_path / "transcripts.txt").write_text("\n\n".join(f"== {n} ({durations.get(n, 0):.1f} s)\n{t}"
@@ -194,13 +195,22 @@ async def test_start_final_brings_a_fresh_stack_straight_to_the_final_state(fina
     await _credits_once(final_stack)
 
 
+async def _outcomes(traffic: Traffic, at_least: int, what: str) -> None:
+    """Until the traffic has `at_least` acknowledged outcomes. A condition, not a fixed time: a stack that has just
+    started publishes the broker's lost window again first, and on a loaded machine that took longer than 5 s."""
+    await eventually(lambda: asyncio.sleep(0, len(traffic.ack.outcomes) >= at_least), timeout=120, interval=0.2,
+                     what=f"{at_least} {what}")
+
+
 async def _credits_once(stack: Background) -> None:
-    """A few seconds of traffic in the final state: every acknowledged outcome credited once."""
+    """Traffic in the final state until 10 outcomes are acknowledged: every one credited once."""
     traffic = Traffic(stack.urls, workers=2)
     traffic.use_usernames()
     await traffic.start()
-    await asyncio.sleep(5)
-    ack = await traffic.stop()
+    try:
+        await _outcomes(traffic, 10, "outcomes acknowledged after the restart")
+    finally:
+        ack = await traffic.stop()
     result = await reconcile(stack.urls, ack)
     assert result["acknowledged_outcomes"] > 0
     for problem in ("lost", "doubled", "wrong_amount", "unexpected", "server_errors"):

@@ -137,7 +137,6 @@ def create_pending_v1() -> list[str]:
         """
         CREATE TABLE outbox_published (
             id BIGINT PRIMARY KEY,
-            lease_partition SMALLINT NOT NULL,
             published_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
         )
         """,
@@ -148,8 +147,8 @@ def create_pending_v1() -> list[str]:
         "again)'",
         "INSERT INTO outbox_pending (id, lease_partition, topic) "
         "SELECT id, lease_partition, topic FROM outbox WHERE published_at IS NULL",
-        "INSERT INTO outbox_published (id, lease_partition, published_at) "
-        "SELECT id, lease_partition, published_at FROM outbox WHERE published_at IS NOT NULL",
+        "INSERT INTO outbox_published (id, published_at) "
+        "SELECT id, published_at FROM outbox WHERE published_at IS NOT NULL",
         "DROP INDEX outbox_unpublished",
         "DROP INDEX outbox_published_at",
         "ALTER TABLE outbox DROP COLUMN published_at",

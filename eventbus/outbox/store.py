@@ -29,12 +29,9 @@ ORDER BY id
 _MARK_CONFIRMED = """
 WITH current AS (SELECT NOT EXISTS (SELECT 1 FROM outbox_broker_losses WHERE id > $2) AS ok),
 gone AS (
-    DELETE FROM outbox_pending WHERE id = ANY($1::bigint[]) AND (SELECT ok FROM current)
-    RETURNING id, lease_partition),
+    DELETE FROM outbox_pending WHERE id = ANY($1::bigint[]) AND (SELECT ok FROM current) RETURNING id),
 marked AS (
-    INSERT INTO outbox_published (id, lease_partition) SELECT id, lease_partition FROM gone
-    ON CONFLICT (id) DO NOTHING
-    RETURNING 1),
+    INSERT INTO outbox_published (id) SELECT id FROM gone ON CONFLICT (id) DO NOTHING RETURNING 1),
 highs AS (
     INSERT INTO outbox_broker_offsets AS b (topic, partition, high_offset, loss_id)
     SELECT t, p, o, l FROM unnest($3::text[], $4::int[], $5::bigint[], $6::bigint[]) AS h(t, p, o, l)
@@ -183,9 +180,9 @@ lost AS (
     FROM lease JOIN outbox_broker_lost_partitions p ON p.loss_id > lease.recovered_loss AND p.loss_id <= $3),
 reset AS (
     DELETE FROM outbox_published r USING outbox o, lost
-    WHERE r.id = o.id AND r.lease_partition = lost.lease_partition AND o.topic = lost.topic
+    WHERE r.id = o.id AND o.lease_partition = lost.lease_partition AND o.topic = lost.topic
       AND o.key_hash % lost.partition_count = lost.partition
-    RETURNING r.id, r.lease_partition, o.topic),
+    RETURNING r.id, o.lease_partition, o.topic),
 pending AS (
     INSERT INTO outbox_pending (id, lease_partition, topic) SELECT id, lease_partition, topic FROM reset
     ON CONFLICT (id) DO NOTHING

@@ -409,8 +409,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.rates = [int(r) for r in rates.split(",") if r.strip()]
     args.seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 5.0)
-    if not args.rates or any(r <= 0 for r in args.rates) or args.seconds <= 0 or args.warmup < 0:
-        parser.error("--rates and --seconds must be positive, --warmup not negative")
+    if not args.rates or any(r <= 0 for r in args.rates) or not 0 < args.seconds < 3600 \
+            or not 0 <= args.warmup < 3600:
+        parser.error("--rates and --seconds must be positive, --warmup not negative, each under an hour")
     return args
 
 

@@ -163,23 +163,28 @@ async def test_a_relay_process_reports_the_missing_tables_on_its_health_until_mi
     process = _relay_process(url, bootstrap, topic, port, tmp_path / "relay.log")
     health: dict[str, object] = {}
 
-    async def answers(status: int) -> bool:
+    async def answers(status: int, outbox_tables: str) -> bool:
+        """`/health` answers `status` and its outbox_tables check starts with `outbox_tables` (before the relay has
+        looked at its database, /health is 503 for having no pool yet: not what is waited for)."""
         try:
             async with httpx.AsyncClient(timeout=2) as client:
                 r = await client.get(f"http://127.0.0.1:{port}/health")
         except httpx.HTTPError:
             return False
+        health.clear()
         health.update(r.json())
-        return r.status_code == status
+        checks = health.get("checks")
+        return (r.status_code == status and isinstance(checks, dict)
+                and str(checks.get("outbox_tables", "")).startswith(outbox_tables))
 
     try:
-        await eventually(lambda: answers(503), timeout=30, what="the relay's /health says 503")
+        await eventually(lambda: answers(503, "error"), timeout=30, what="the relay's /health says 503 for its tables")
         checks = health["checks"]
         assert isinstance(checks, dict) and checks["database"] == "ok", health
         assert "outbox_pending" in checks["outbox_tables"] and "make migrate" in checks["outbox_tables"], health
         with ThreadPoolExecutor(1) as pool:
             await asyncio.get_running_loop().run_in_executor(pool, _upgrade, "management", url, "backbone@head")
-        await eventually(lambda: answers(200), timeout=30, what="the relay's /health says 200 once migrated")
+        await eventually(lambda: answers(200, "ok"), timeout=30, what="the relay's /health says 200 once migrated")
         [record] = await read_topic(bootstrap, topic.name, 1, timeout=30)
         assert dict(record.headers)["event_id"].decode() == written
     finally:
